@@ -1,0 +1,151 @@
+// Engine: the ordered key-value storage under Cairn's state machines.
+//
+// Data is split into fixed families (one RocksDB column family each). Writes go through a
+// WriteBatch that is applied atomically across families; the batch can also be read
+// ("read your own writes"), which the applier needs because it applies many commands into
+// one batch and a later command must see an earlier one's changes.
+//
+// Durability contract: Write() makes a batch visible, not durable. Flush() makes every
+// batch written before it durable, atomically across families: after a crash, the engine
+// holds exactly the batches written before some Flush() (or automatic flush) boundary,
+// never part of a batch. Cairn's own WAL (src/wal) is the durable record of commands; after
+// a crash the node replays the log from the applied index the engine persisted.
+//
+// Implementations: RocksDbEngine (storage/rocksdb_engine.h) and MemoryEngine
+// (storage/memory_engine.h, for simulation; it models the same crash semantics).
+//
+// Thread-safety: Engine methods are thread-safe. WriteBatch, Iterator and Snapshot objects
+// are used by one thread at a time. Iterators and snapshots must be destroyed before the
+// engine.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "src/base/result.h"
+#include "src/base/status.h"
+
+namespace cairn::storage {
+
+// The families every engine holds. Values are stable: they name RocksDB column families.
+enum class Family : uint8_t {
+  kMeta = 0,       // applied index, revisions, format version: written with the state
+  kKvLatest = 1,   // user key -> current record (live keys only)
+  kKvHistory = 2,  // encoded(user key) + revision -> record or tombstone
+};
+inline constexpr int kFamilyCount = 3;
+std::string_view FamilyName(Family family);
+
+// A consistent point-in-time view of the whole engine.
+class Snapshot {
+ public:
+  virtual ~Snapshot() = default;
+};
+
+struct ReadOptions {
+  // Read as of this snapshot; nullptr reads the latest written state.
+  const Snapshot* snapshot = nullptr;
+  // Iterators only: keys outside [lower_bound, upper_bound) are never returned. Empty means
+  // unbounded. The referenced bytes must outlive the iterator.
+  std::string_view lower_bound;
+  std::string_view upper_bound;
+  // Iterators only: false for scans that should not evict hot blocks from the cache.
+  bool fill_cache = true;
+};
+
+class Iterator {
+ public:
+  virtual ~Iterator() = default;
+  virtual bool Valid() const = 0;
+  virtual void SeekToFirst() = 0;
+  virtual void SeekToLast() = 0;
+  // Positions at the first key >= target.
+  virtual void Seek(std::string_view target) = 0;
+  // Positions at the last key <= target.
+  virtual void SeekForPrev(std::string_view target) = 0;
+  virtual void Next() = 0;
+  virtual void Prev() = 0;
+  // REQUIRES: Valid(). The views stay valid until the iterator moves.
+  virtual std::string_view key() const = 0;
+  virtual std::string_view value() const = 0;
+  // Not OK if an I/O error or corruption stopped the iteration.
+  virtual Status status() const = 0;
+};
+
+// An atomic group of writes that can also be read before it is written.
+class WriteBatch {
+ public:
+  virtual ~WriteBatch() = default;
+  virtual void Put(Family family, std::string_view key, std::string_view value) = 0;
+  virtual void Delete(Family family, std::string_view key) = 0;
+  // Reads `key` as the engine would after this batch were written: batch first, then the
+  // engine's latest state. Returns true and fills *value if found.
+  virtual Result<bool> Get(Family family, std::string_view key, std::string* value) = 0;
+  // Iterates the engine's latest state with this batch's writes merged on top.
+  // The iterator must be destroyed before the batch is modified or written.
+  virtual std::unique_ptr<Iterator> NewIterator(Family family, const ReadOptions& options) = 0;
+  // Save points nest; RollbackToSavePoint undoes every write since the matching save point
+  // (used so that a command that fails mid-apply leaves nothing behind).
+  virtual void SetSavePoint() = 0;
+  virtual Status RollbackToSavePoint() = 0;
+  virtual void PopSavePoint() = 0;
+  virtual size_t Count() const = 0;
+  virtual size_t ByteSize() const = 0;
+  virtual void Clear() = 0;
+};
+
+// Decides, during background compaction of one family, which entries to drop. One filter
+// instance sees the entries of one compaction in key order; it may keep state across calls.
+// It sees only the files being compacted, so it must drop an entry only when that entry is
+// unreachable whatever other files hold.
+class CompactionFilter {
+ public:
+  virtual ~CompactionFilter() = default;
+  virtual bool ShouldDrop(std::string_view key, std::string_view value) = 0;
+};
+
+class CompactionFilterFactory {
+ public:
+  virtual ~CompactionFilterFactory() = default;
+  // Returns nullptr when nothing in `family` can be dropped. `full_compaction` is true when
+  // the compaction covers every file of the family.
+  virtual std::unique_ptr<CompactionFilter> Create(Family family, bool full_compaction) = 0;
+};
+
+struct EngineOptions {
+  // Created if missing. Default: empty (required for RocksDB; ignored by MemoryEngine).
+  std::string path;
+  // Default: nullptr (nothing is ever filtered).
+  std::shared_ptr<CompactionFilterFactory> compaction_filter_factory;
+  // RocksDB block cache. Default: 256 MiB.
+  size_t block_cache_bytes = 256ull << 20;
+  // RocksDB memtable size per family. Default: 64 MiB.
+  size_t write_buffer_bytes = 64ull << 20;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+
+  virtual Result<bool> Get(const ReadOptions& options, Family family, std::string_view key,
+                           std::string* value) = 0;
+  virtual std::unique_ptr<Iterator> NewIterator(const ReadOptions& options, Family family) = 0;
+  virtual std::shared_ptr<const Snapshot> GetSnapshot() = 0;
+
+  virtual std::unique_ptr<WriteBatch> NewWriteBatch() = 0;
+  // Applies the batch atomically. Visible to readers when this returns; durable after the
+  // next Flush(). REQUIRES: the batch came from this engine's NewWriteBatch().
+  virtual Status Write(WriteBatch* batch) = 0;
+  // Makes everything written so far durable, atomically across families.
+  virtual Status Flush() = 0;
+
+  // Compacts [begin, end) of a family (empty = unbounded), running the compaction filter
+  // over it as a full compaction. Blocks until done; writes proceed meanwhile.
+  virtual Status CompactRange(Family family, std::string_view begin, std::string_view end) = 0;
+  // Bytes the engine occupies on disk (or in memory for MemoryEngine), approximately.
+  virtual uint64_t ApproximateSizeBytes() = 0;
+};
+
+}  // namespace cairn::storage
