@@ -1,0 +1,38 @@
+# Cairn's entry points. `make run` and `make test` work on a fresh Debian 12 machine: they
+# install what is missing (scripts/install-deps.sh), configure and build.
+BUILD      ?= build
+BUILD_TYPE ?= Release
+JOBS       ?= 2
+DATA_DIR   ?= ./cairn-data
+CMAKE_FLAGS ?=
+
+.PHONY: all deps configure build run test bench fmt clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS) >/dev/null
+
+build: configure
+	@ninja -C $(BUILD) -j$(JOBS)
+
+# Until the etcd-compatible server (cairnd) lands, `make run` opens the embedded store in
+# $(DATA_DIR) with an interactive shell (type `help`).
+run: build
+	@$(BUILD)/bin/cairn-shell --data-dir $(DATA_DIR)
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+bench: build
+	@$(BUILD)/bin/wal_bench --benchmark_min_time=0.5
+	@$(BUILD)/bin/store_bench
+
+fmt:
+	@git ls-files '*.cc' '*.h' | xargs clang-format -i
+
+clean:
+	@rm -rf $(BUILD)

@@ -1,0 +1,215 @@
+#include "cairn/store.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <set>
+#include <thread>
+
+namespace cairn {
+namespace {
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("cairn_store_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    Reopen();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Reopen() {
+    store_.reset();
+    StoreOptions options;
+    options.dir = dir_.string();
+    options.block_cache_bytes = 8 << 20;
+    auto opened = Store::Open(options);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    store_ = std::move(opened).value();
+  }
+  // A fingerprint of the whole state: revision + HashKV at the current revision.
+  std::pair<int64_t, uint32_t> Fingerprint() {
+    auto hash = store_->HashKV(0);
+    EXPECT_TRUE(hash.ok()) << hash.status().ToString();
+    return {store_->CurrentRevision(), hash.ok() ? hash->hash() : 0};
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(StoreTest, PutGetDeleteWithEtcdRevisions) {
+  EXPECT_EQ(store_->CurrentRevision(), 1);
+  auto rev = store_->Put("a", "1");
+  ASSERT_TRUE(rev.ok()) << rev.status().ToString();
+  EXPECT_EQ(*rev, 2);
+  ASSERT_TRUE(store_->Put("a", "2").ok());
+  auto kv = store_->Get("a");
+  ASSERT_TRUE(kv.ok());
+  ASSERT_TRUE(kv->has_value());
+  EXPECT_EQ((*kv)->value(), "2");
+  EXPECT_EQ((*kv)->create_revision(), 2);
+  EXPECT_EQ((*kv)->mod_revision(), 3);
+  EXPECT_EQ((*kv)->version(), 2);
+  auto old = store_->Get("a", 2);
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ((*old)->value(), "1");
+  auto deleted = store_->Delete("a");
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_EQ(*deleted, 1);
+  EXPECT_FALSE(store_->Get("a")->has_value());
+  EXPECT_EQ(store_->CurrentRevision(), 4);
+  // Deleting nothing does not bump the revision.
+  EXPECT_EQ(*store_->Delete("a"), 0);
+  EXPECT_EQ(store_->CurrentRevision(), 4);
+}
+
+TEST_F(StoreTest, SurvivesReopenAndContinuesRevisions) {
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(store_->Put("k" + std::to_string(i), "v").ok());
+  auto before = Fingerprint();
+  Reopen();
+  EXPECT_EQ(Fingerprint(), before);
+  EXPECT_EQ(*store_->Put("next", "x"), before.first + 1);
+}
+
+TEST_F(StoreTest, CompactedAndFutureRevisionsFailLikeEtcd) {
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(store_->Put("k", std::to_string(i)).ok());
+  ASSERT_TRUE(store_->Compact(4).ok());
+  auto compacted = store_->Get("k", 3);
+  ASSERT_FALSE(compacted.ok());
+  EXPECT_EQ(compacted.status().code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(compacted.status().message(), "etcdserver: mvcc: required revision has been compacted");
+  auto future = store_->Get("k", 100);
+  ASSERT_FALSE(future.ok());
+  EXPECT_EQ(future.status().message(), "etcdserver: mvcc: required revision is a future revision");
+  EXPECT_EQ((*store_->Get("k", 4))->value(), "2");
+  auto again = store_->Compact(4);
+  EXPECT_EQ(again.status().message(), "etcdserver: mvcc: required revision has been compacted");
+}
+
+// Item 4 of the issue: bad input returns a precise Status and changes nothing.
+TEST_F(StoreTest, BadInputIsRejectedPreciselyAndChangesNothing) {
+  ASSERT_TRUE(store_->Put("existing", "v").ok());
+  const auto before = Fingerprint();
+
+  auto expect_invalid = [&](const Status& status, std::string_view message) {
+    EXPECT_EQ(status.code(), StatusCode::kInvalidArgument) << status.ToString();
+    EXPECT_EQ(status.message(), message);
+    EXPECT_EQ(Fingerprint(), before);
+  };
+
+  expect_invalid(store_->Put("", "v").status(), "etcdserver: key is not provided");
+  expect_invalid(store_->Get("").status(), "etcdserver: key is not provided");
+  expect_invalid(store_->Delete("").status(), "etcdserver: key is not provided");
+
+  std::string big(1536 * 1024 + 1, 'x');
+  expect_invalid(store_->Put(big, "v").status(), "etcdserver: request is too large");
+  expect_invalid(store_->Put("k", big).status(), "etcdserver: request is too large");
+
+  etcdserverpb::TxnRequest dup;
+  for (int i = 0; i < 2; ++i) {
+    auto* put = dup.add_success()->mutable_request_put();
+    put->set_key("same");
+    put->set_value(std::to_string(i));
+  }
+  expect_invalid(store_->Txn(dup).status(), "etcdserver: duplicate key given in txn request");
+
+  etcdserverpb::TxnRequest many;
+  for (int i = 0; i < 129; ++i) {
+    auto* put = many.add_success()->mutable_request_put();
+    put->set_key("k" + std::to_string(i));
+  }
+  expect_invalid(store_->Txn(many).status(), "etcdserver: too many operations in txn request");
+  many.mutable_success()->RemoveLast();
+  ASSERT_TRUE(store_->Txn(many).ok());  // exactly 128 is allowed
+  const auto after_txn = Fingerprint();
+  EXPECT_EQ(after_txn.first, before.first + 1);
+
+  auto reversed = store_->Delete("b", "a");
+  EXPECT_EQ(reversed.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(reversed.status().message(), "cairn: range_end must be greater than key");
+  EXPECT_EQ(Fingerprint(), after_txn);
+}
+
+TEST_F(StoreTest, ApplyTimeFailureChangesNothing) {
+  const auto before = Fingerprint();
+  etcdserverpb::PutRequest put;
+  put.set_key("missing");
+  put.set_ignore_value(true);
+  auto result = store_->Put(put);
+  EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(result.status().message(), "etcdserver: key not found");
+  EXPECT_EQ(Fingerprint(), before);
+  // The failed command occupied a log index; later writes and a reopen are unaffected.
+  ASSERT_TRUE(store_->Put("x", "1").ok());
+  Reopen();
+  EXPECT_EQ((*store_->Get("x"))->value(), "1");
+  EXPECT_EQ(store_->CurrentRevision(), before.first + 1);
+}
+
+TEST_F(StoreTest, ConcurrentWritersGetUniqueConsecutiveRevisions) {
+  constexpr int kThreads = 16;
+  constexpr int kPerThread = 200;
+  std::vector<std::vector<int64_t>> revisions(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto rev = store_->Put("t" + std::to_string(t) + "/" + std::to_string(i), "v");
+        ASSERT_TRUE(rev.ok()) << rev.status().ToString();
+        revisions[t].push_back(*rev);
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  std::set<int64_t> all;
+  for (auto& list : revisions) {
+    EXPECT_TRUE(std::is_sorted(list.begin(), list.end()));
+    all.insert(list.begin(), list.end());
+  }
+  ASSERT_EQ(all.size(), static_cast<size_t>(kThreads * kPerThread));
+  EXPECT_EQ(*all.begin(), 2);
+  EXPECT_EQ(*all.rbegin(), 1 + kThreads * kPerThread);
+  etcdserverpb::RangeRequest everything;
+  everything.set_key(std::string(1, '\0'));
+  everything.set_range_end(std::string(1, '\0'));
+  everything.set_count_only(true);
+  EXPECT_EQ(store_->Range(everything)->count(), kThreads * kPerThread);
+}
+
+TEST_F(StoreTest, CheckpointDropsLogAndKeepsState) {
+  store_.reset();
+  StoreOptions options;
+  options.dir = dir_.string();
+  options.wal_segment_size_bytes = 64 << 10;
+  options.checkpoint_interval_entries = 500;
+  auto opened = Store::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  store_ = std::move(opened).value();
+  for (int i = 0; i < 3000; ++i) {
+    ASSERT_TRUE(store_->Put("k" + std::to_string(i % 50), std::string(100, 'v')).ok());
+  }
+  auto before = Fingerprint();
+  size_t segments = 0;
+  for (auto& entry : std::filesystem::directory_iterator(dir_ / "wal")) {
+    segments += entry.path().extension() == ".wal";
+  }
+  // 3000 entries of ~130 bytes need ~6 segments of 64 KiB; checkpoints must have removed most.
+  EXPECT_LE(segments, 4u);
+  Reopen();
+  EXPECT_EQ(Fingerprint(), before);
+}
+
+TEST_F(StoreTest, ClosedStoreRefusesCalls) {
+  ASSERT_TRUE(store_->Close().ok());
+  EXPECT_EQ(store_->Put("a", "b").status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(store_->Close().ok());
+}
+
+}  // namespace
+}  // namespace cairn
