@@ -31,6 +31,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -87,6 +88,14 @@ class Store {
   Result<etcdserverpb::TxnResponse> Txn(const etcdserverpb::TxnRequest& request);
   Result<etcdserverpb::CompactionResponse> Compact(const etcdserverpb::CompactionRequest& request);
   Result<etcdserverpb::HashKVResponse> HashKV(int64_t revision);
+
+  // Asynchronous writes: `done` runs exactly once, on Cairn's apply thread, after the write is
+  // durable and applied (or failed). It must be short and must not block; it may issue
+  // further async calls. Many writes in flight share log syncs, as concurrent writers do.
+  using PutCallback = std::function<void(Result<etcdserverpb::PutResponse>)>;
+  using TxnCallback = std::function<void(Result<etcdserverpb::TxnResponse>)>;
+  void PutAsync(const etcdserverpb::PutRequest& request, PutCallback done);
+  void TxnAsync(const etcdserverpb::TxnRequest& request, TxnCallback done);
 
   // Convenience: Put returns the new revision; Get returns the key at `revision` (0 = now) or
   // nullopt; Delete returns the number of keys deleted ([key, range_end) when given).

@@ -3,7 +3,7 @@
 #include <condition_variable>
 #include <mutex>
 
-#include "src/mvcc/validate.h"
+#include "src/mvcc/validation.h"
 #include "src/node/node.h"
 
 namespace cairn {
@@ -107,6 +107,32 @@ Result<etcdserverpb::CompactionResponse> Store::Compact(
   CAIRN_ASSIGN_OR_RETURN(command::CommandResult result, impl_->Propose(std::move(command)));
   if (request.physical()) CAIRN_RETURN_IF_ERROR(impl_->node->kv()->CompactPhysically());
   return std::move(*result.mutable_compaction());
+}
+
+void Store::PutAsync(const etcdserverpb::PutRequest& request, PutCallback done) {
+  Status valid = impl_->CheckOpen();
+  if (valid.ok()) valid = mvcc::ValidatePut(request, impl_->validation);
+  if (!valid.ok()) return done(valid);
+  command::Command command;
+  *command.mutable_put() = request;
+  impl_->node->Propose(std::move(command), [done = std::move(done)](
+                                               const Status& status, command::CommandResult&& r) {
+    if (!status.ok()) return done(status);
+    done(std::move(*r.mutable_put()));
+  });
+}
+
+void Store::TxnAsync(const etcdserverpb::TxnRequest& request, TxnCallback done) {
+  Status valid = impl_->CheckOpen();
+  if (valid.ok()) valid = mvcc::ValidateTxn(request, impl_->validation);
+  if (!valid.ok()) return done(valid);
+  command::Command command;
+  *command.mutable_txn() = request;
+  impl_->node->Propose(std::move(command), [done = std::move(done)](
+                                               const Status& status, command::CommandResult&& r) {
+    if (!status.ok()) return done(status);
+    done(std::move(*r.mutable_txn()));
+  });
 }
 
 Result<etcdserverpb::HashKVResponse> Store::HashKV(int64_t revision) {

@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <filesystem>
 #include <set>
 #include <thread>
@@ -209,6 +212,45 @@ TEST_F(StoreTest, ClosedStoreRefusesCalls) {
   ASSERT_TRUE(store_->Close().ok());
   EXPECT_EQ(store_->Put("a", "b").status().code(), StatusCode::kUnavailable);
   EXPECT_TRUE(store_->Close().ok());
+}
+
+}  // namespace
+}  // namespace cairn
+
+namespace cairn {
+namespace {
+
+TEST_F(StoreTest, AsyncPutsCompleteOnceWithDistinctRevisions) {
+  constexpr int kWrites = 2000;
+  std::mutex mutex;
+  std::condition_variable all_done;
+  std::vector<int64_t> revisions;
+  int failures = 0;
+  for (int i = 0; i < kWrites; ++i) {
+    etcdserverpb::PutRequest request;
+    request.set_key("async/" + std::to_string(i));
+    request.set_value("v");
+    store_->PutAsync(request, [&](Result<etcdserverpb::PutResponse> response) {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (response.ok()) {
+        revisions.push_back(response->header().revision());
+      } else {
+        ++failures;
+      }
+      if (revisions.size() + failures == kWrites) all_done.notify_one();
+    });
+  }
+  std::unique_lock<std::mutex> lock(mutex);
+  all_done.wait(lock, [&] { return revisions.size() + failures == kWrites; });
+  EXPECT_EQ(failures, 0);
+  std::set<int64_t> distinct(revisions.begin(), revisions.end());
+  EXPECT_EQ(distinct.size(), static_cast<size_t>(kWrites));
+  // Callbacks run in log order on the apply thread.
+  EXPECT_TRUE(std::is_sorted(revisions.begin(), revisions.end()));
+  etcdserverpb::PutRequest empty_key;
+  Status status;
+  store_->PutAsync(empty_key, [&](Result<etcdserverpb::PutResponse> r) { status = r.status(); });
+  EXPECT_EQ(status.message(), "etcdserver: key is not provided");
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "src/base/logging.h"
+#include "src/env/posix_file_system.h"
 #include "src/storage/memory_engine.h"
 #include "src/storage/rocksdb_engine.h"
 
@@ -39,7 +40,7 @@ Status Node::OpenParts() {
   if (options_.memory_engine) {
     engine_ = std::make_unique<storage::MemoryEngine>(engine_options);
   } else {
-    CAIRN_ASSIGN_OR_RETURN(engine_, storage::OpenRocksDbEngine(engine_options));
+    CAIRN_ASSIGN_OR_RETURN(engine_, storage::RocksDbEngine::Open(engine_options));
   }
   CAIRN_ASSIGN_OR_RETURN(kv_, mvcc::KvState::Open(engine_.get(), filter_));
   CAIRN_ASSIGN_OR_RETURN(applier_, Applier::Open(engine_.get(), kv_.get()));
@@ -214,7 +215,8 @@ Status Node::Checkpoint() {
   // the flush makes it durable; the log entries up to it are then redundant.
   const uint64_t covered = applier_->AppliedIndex();
   CAIRN_RETURN_IF_ERROR(engine_->Flush());
-  CAIRN_RETURN_IF_ERROR(wal_->TruncatePrefix(covered + 1));
+  CAIRN_RETURN_IF_ERROR(committer_->RunExclusive(
+      [covered](wal::Wal* wal) { return wal->TruncatePrefix(covered + 1); }));
   checkpointed_index_.store(covered);
   return Status::Ok();
 }

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <future>
 
+#include "src/env/fault_injection_file_system.h"
+
 namespace cairn::node {
 namespace {
 
@@ -125,6 +127,27 @@ TEST_F(NodeTest, CheckpointDeletesCoveredSegments) {
   auto reopened = Node::Open(options);
   ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
   EXPECT_EQ((*reopened)->kv()->CurrentRevision(), 2001);
+}
+
+// A failed fdatasync means the kernel may have dropped unsynced pages: the node must stop
+// acknowledging writes (Unavailable), never crash, and never acknowledge the failed write.
+TEST_F(NodeTest, WalSyncFailureStopsWritesWithoutCrashing) {
+  env::FaultInjectionFileSystem fs;
+  NodeOptions options;
+  options.data_dir = "/node";
+  options.filesystem = &fs;
+  options.memory_engine = true;
+  options.checkpoint_interval_entries = 0;
+  auto node = Node::Open(options);
+  ASSERT_TRUE(node.ok()) << node.status().ToString();
+  ASSERT_TRUE(ProposeAndWait(node->get(), PutCommand("before", "1")).first.ok());
+  fs.FailAlways(env::FileOperation::kSync);
+  auto [failed, unused] = ProposeAndWait(node->get(), PutCommand("lost", "1"));
+  EXPECT_FALSE(failed.ok());
+  auto [refused, unused2] = ProposeAndWait(node->get(), PutCommand("after", "1"));
+  EXPECT_EQ(refused.code(), StatusCode::kUnavailable) << refused.ToString();
+  EXPECT_EQ((*node)->kv()->CurrentRevision(), 2);  // only "before" was applied
+  EXPECT_FALSE((*node)->Close().ok());
 }
 
 }  // namespace

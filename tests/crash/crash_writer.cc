@@ -3,10 +3,14 @@
 // file with a single write(2) on an O_APPEND descriptor, so the line survives SIGKILL (the
 // page cache outlives the process) and a line is never torn.
 //
-// Ack lines:
-//   P <key> <value> <revision>    put acknowledged
-//   D <key> <revision>            delete of an earlier acknowledged put acknowledged
-//   C <counter key> <value>       txn increment acknowledged: the counter now holds value
+// Ack lines, each naming the run, the thread and the operation's sequence number so that the
+// parent can tell which operation was in flight when the kill landed:
+//   P <run> <thread> <seq> <key> <value> <revision>   put acknowledged
+//   D <run> <thread> <seq> <key> <revision>           delete of the thread's newest acked put
+//   C <run> <thread> <seq> <counter key> <value>      txn increment: the counter now holds value
+// Operation seq of a thread: seq % 10 == 9 increments the thread's counter; otherwise
+// seq % 7 == 6 deletes the thread's newest acknowledged, not yet deleted put (when there is
+// one); otherwise it puts a new key.
 //
 // Usage: crash_writer <dir> <ack file> <run id> <threads> <checkpoint interval entries>
 #include <fcntl.h>
@@ -59,12 +63,14 @@ int64_t Increment(cairn::Store* store, const std::string& key) {
 
 void Writer(cairn::Store* store, int ack_fd, const std::string& run, int thread) {
   const std::string prefix = "r" + run + "/t" + std::to_string(thread) + "/";
+  const std::string who = run + " " + std::to_string(thread) + " ";
   const std::string counter = "counter/t" + std::to_string(thread);
   std::vector<std::string> acked;
   for (uint64_t seq = 0;; ++seq) {
     if (seq % 10 == 9) {
       int64_t value = Increment(store, counter);
-      Ack(ack_fd, "C " + counter + " " + std::to_string(value) + "\n");
+      Ack(ack_fd, "C " + who + std::to_string(seq) + " " + counter + " " + std::to_string(value) +
+                      "\n");
     } else if (seq % 7 == 6 && !acked.empty()) {
       std::string key = acked.back();
       acked.pop_back();
@@ -77,14 +83,16 @@ void Writer(cairn::Store* store, int ack_fd, const std::string& run, int thread)
                      static_cast<long long>(deleted->deleted()));
         std::_Exit(4);
       }
-      Ack(ack_fd, "D " + key + " " + std::to_string(deleted->header().revision()) + "\n");
+      Ack(ack_fd, "D " + who + std::to_string(seq) + " " + key + " " +
+                      std::to_string(deleted->header().revision()) + "\n");
     } else {
       std::string key = prefix + std::to_string(seq);
       std::string value = "v" + std::to_string(seq * 31 + thread);
       auto rev = store->Put(key, value);
       if (!rev.ok()) Fatal(rev.status(), "put");
       acked.push_back(key);
-      Ack(ack_fd, "P " + key + " " + value + " " + std::to_string(*rev) + "\n");
+      Ack(ack_fd, "P " + who + std::to_string(seq) + " " + key + " " + value + " " +
+                      std::to_string(*rev) + "\n");
     }
   }
 }

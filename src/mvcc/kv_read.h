@@ -1,0 +1,95 @@
+// Internal to src/mvcc: the read paths shared by readers (engine snapshot) and the apply
+// thread (reading through the write batch), so that a Range inside a Txn and a Range served
+// to a client run exactly the same code.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "etcdserverpb/rpc.pb.h"
+#include "mvccpb/kv.pb.h"
+#include "src/base/result.h"
+#include "src/base/status.h"
+#include "src/mvcc/mvcc_format.h"
+#include "src/storage/engine.h"
+
+namespace cairn::mvcc::internal {
+
+// A consistent source of reads: an engine snapshot, or a write batch merged over the engine.
+class View {
+ public:
+  virtual ~View() = default;
+  virtual Result<bool> Get(storage::Family family, std::string_view key, std::string* value) = 0;
+  // options.snapshot is set by the view.
+  virtual std::unique_ptr<storage::Iterator> NewIterator(storage::Family family,
+                                                         storage::ReadOptions options) = 0;
+};
+
+class SnapshotView final : public View {
+ public:
+  SnapshotView(storage::Engine* engine, const storage::Snapshot* snapshot)
+      : engine_(engine), snapshot_(snapshot) {}
+  Result<bool> Get(storage::Family family, std::string_view key, std::string* value) override;
+  std::unique_ptr<storage::Iterator> NewIterator(storage::Family family,
+                                                 storage::ReadOptions options) override;
+
+ private:
+  storage::Engine* const engine_;
+  const storage::Snapshot* const snapshot_;
+};
+
+class BatchView final : public View {
+ public:
+  explicit BatchView(storage::WriteBatch* batch) : batch_(batch) {}
+  Result<bool> Get(storage::Family family, std::string_view key, std::string* value) override;
+  std::unique_ptr<storage::Iterator> NewIterator(storage::Family family,
+                                                 storage::ReadOptions options) override;
+
+ private:
+  storage::WriteBatch* const batch_;
+};
+
+// etcd's key/range_end convention: empty range_end = the single key; "\0" = every key >=
+// key; otherwise [key, range_end). A reversed interval (range_end <= key) is empty.
+struct KeyRange {
+  enum class Kind { kSingle, kInterval, kToEnd };
+  std::string_view key;
+  std::string_view end;
+  Kind kind = Kind::kSingle;
+
+  static KeyRange From(std::string_view key, std::string_view range_end);
+  bool Empty() const { return kind == Kind::kInterval && end <= key; }
+};
+
+// Visits the live keys of `range` at the latest state of `view` (kv_latest), in key order,
+// until `visit` returns false. `record.value` views storage valid only during the call.
+using LatestVisitor = std::function<bool(std::string_view key, const format::RecordView&)>;
+Status VisitLatest(View* view, const KeyRange& range, const LatestVisitor& visit);
+
+// Reads one live key at the latest state. Returns false when absent.
+Result<bool> GetLatest(View* view, std::string_view key, std::string* buffer,
+                       format::RecordView* record);
+
+// The keys of `range` alive at `revision`, as etcd's index Revisions/CountRevisions: every
+// live key is counted in *count; the first `limit` (all when limit <= 0) are appended to
+// *kvs unless count_only. at_latest reads kv_latest (REQUIRES: revision is the view's latest
+// revision); otherwise kv_history.
+Status RangeKeys(View* view, const KeyRange& range, int64_t revision, bool at_latest, int64_t limit,
+                 bool count_only, std::vector<mvccpb::KeyValue>* kvs, int64_t* count);
+
+// etcd's applierV3backend.Range over storeTxnRead.rangeKeys: `current` is the view's latest
+// revision (header.revision), `compacted` the compacted revision (etcd's value, -1 before
+// any compaction). On success *read_revision is the revision the data was read at.
+Status ExecuteRange(View* view, const etcdserverpb::RangeRequest& req, int64_t current,
+                    int64_t compacted, etcdserverpb::RangeResponse* resp, int64_t* read_revision);
+
+// etcd's applyCompare, at the latest state of `view`.
+Result<bool> EvaluateCompare(View* view, const etcdserverpb::Compare& compare);
+
+void FillKeyValue(std::string_view key, const format::RecordView& record, mvccpb::KeyValue* kv);
+
+}  // namespace cairn::mvcc::internal

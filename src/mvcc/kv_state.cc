@@ -1,0 +1,341 @@
+#include "src/mvcc/kv_state.h"
+
+#include <string>
+#include <utility>
+
+#include "src/base/check.h"
+#include "src/base/coding.h"
+#include "src/base/crc32c.h"
+#include "src/mvcc/errors.h"
+#include "src/mvcc/kv_read.h"
+#include "src/mvcc/kv_txn.h"
+#include "src/mvcc/mvcc_format.h"
+
+namespace cairn::mvcc {
+namespace {
+
+using storage::Family;
+
+// HashKV retries when a compaction newer than its snapshot raced with it.
+constexpr int kHashAttemptsMax = 8;
+
+Status ReadMetaRevision(internal::View* view, std::string_view key, int64_t default_value,
+                        int64_t* revision) {
+  std::string value;
+  CAIRN_ASSIGN_OR_RETURN(bool found, view->Get(Family::kMeta, key, &value));
+  if (!found) {
+    *revision = default_value;
+    return Status::Ok();
+  }
+  if (!format::DecodeMetaRevision(value, revision)) {
+    return Status::Corruption("mvcc: undecodable meta value of " + std::string(key));
+  }
+  return Status::Ok();
+}
+
+// Appends one logical history entry to the hash in a canonical form (independent of the
+// record encoding, so a format change does not change hashes).
+void HashEntry(std::string_view escaped_key, int64_t main, const format::HistoryRecordView& record,
+               std::string* scratch, uint32_t* crc) {
+  scratch->clear();
+  scratch->append(escaped_key);
+  coding::PutFixed64(scratch, static_cast<uint64_t>(main));
+  coding::PutFixed64(scratch, static_cast<uint64_t>(record.sub_revision));
+  scratch->push_back(static_cast<char>(record.kind));
+  if (record.kind == format::HistoryKind::kPut) {
+    coding::PutFixed64(scratch, static_cast<uint64_t>(record.create_revision));
+    coding::PutFixed64(scratch, static_cast<uint64_t>(record.version));
+    coding::PutFixed64(scratch, static_cast<uint64_t>(record.lease));
+    coding::PutFixed64(scratch, record.value.size());
+  }
+  *crc = crc32c::Extend(*crc, scratch->data(), scratch->size());
+  if (record.kind == format::HistoryKind::kPut) {
+    *crc = crc32c::Extend(*crc, record.value.data(), record.value.size());
+  }
+}
+
+// The logical history at `revision` given compacted revision `compacted`: per user key, the
+// entries in (compacted, revision], plus the newest entry <= compacted when it is a put.
+Result<uint32_t> HashHistory(internal::View* view, int64_t compacted, int64_t revision) {
+  storage::ReadOptions options;
+  options.fill_cache = false;
+  std::unique_ptr<storage::Iterator> it = view->NewIterator(Family::kKvHistory, options);
+  uint32_t crc = 0;
+  std::string previous_key;
+  bool key_done = false;
+  std::string scratch;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string_view escaped_key;
+    int64_t main = 0;
+    if (!format::SplitHistoryKey(it->key(), &escaped_key, &main)) {
+      return Status::Corruption("mvcc: undecodable kv_history key");
+    }
+    if (escaped_key != previous_key) {
+      previous_key.assign(escaped_key);
+      key_done = false;
+    }
+    if (key_done || main > revision) continue;
+    format::HistoryRecordView record;
+    if (!format::DecodeHistoryRecord(it->value(), &record)) {
+      return Status::Corruption("mvcc: undecodable kv_history entry");
+    }
+    if (main <= compacted) {
+      key_done = true;  // the newest entry <= compacted; older ones are not logical history
+      if (record.kind == format::HistoryKind::kTombstone) continue;
+    }
+    HashEntry(escaped_key, main, record, &scratch, &crc);
+  }
+  CAIRN_RETURN_IF_ERROR(it->status());
+  return crc;
+}
+
+}  // namespace
+
+KvState::KvState(storage::Engine* engine, std::shared_ptr<HistoryCompactionFilterFactory> filter,
+                 const Revisions& revisions)
+    : engine_(engine),
+      filter_(std::move(filter)),
+      pending_(revisions),
+      written_(revisions),
+      published_current_(revisions.current),
+      published_compacted_(revisions.compacted) {}
+
+Result<std::unique_ptr<KvState>> KvState::Open(
+    storage::Engine* engine, std::shared_ptr<HistoryCompactionFilterFactory> filter) {
+  CAIRN_CHECK(engine != nullptr && filter != nullptr);
+  std::shared_ptr<const storage::Snapshot> snapshot = engine->GetSnapshot();
+  internal::SnapshotView view(engine, snapshot.get());
+  std::string version;
+  CAIRN_ASSIGN_OR_RETURN(bool has_version,
+                         view.Get(Family::kMeta, format::kMetaFormatVersionKey, &version));
+  if (has_version &&
+      (version.size() != 1 || static_cast<uint8_t>(version[0]) != format::kFormatVersion)) {
+    return Status::FailedPrecondition("mvcc: unsupported kv format version (this binary reads " +
+                                      std::to_string(format::kFormatVersion) + ")");
+  }
+  Revisions revisions;
+  CAIRN_RETURN_IF_ERROR(ReadMetaRevision(&view, format::kMetaCurrentRevisionKey,
+                                         format::kInitialRevision, &revisions.current));
+  CAIRN_RETURN_IF_ERROR(ReadMetaRevision(&view, format::kMetaCompactedRevisionKey,
+                                         format::kNeverCompacted, &revisions.compacted));
+  revisions.format_version_written = has_version;
+  if (revisions.current < format::kInitialRevision ||
+      revisions.compacted < format::kNeverCompacted || revisions.compacted > revisions.current) {
+    return Status::Corruption("mvcc: inconsistent meta revisions: current " +
+                              std::to_string(revisions.current) + ", compacted " +
+                              std::to_string(revisions.compacted));
+  }
+  filter->SetCompactedRevision(revisions.compacted);
+  return std::unique_ptr<KvState>(new KvState(engine, std::move(filter), revisions));
+}
+
+Status KvState::ReadRevisions(const storage::Snapshot* snapshot, Revisions* revisions) const {
+  internal::SnapshotView view(engine_, snapshot);
+  CAIRN_RETURN_IF_ERROR(ReadMetaRevision(&view, format::kMetaCurrentRevisionKey,
+                                         format::kInitialRevision, &revisions->current));
+  return ReadMetaRevision(&view, format::kMetaCompactedRevisionKey, format::kNeverCompacted,
+                          &revisions->compacted);
+}
+
+Status KvState::Range(const etcdserverpb::RangeRequest& req,
+                      etcdserverpb::RangeResponse* resp) const {
+  resp->Clear();
+  std::shared_ptr<const storage::Snapshot> snapshot = engine_->GetSnapshot();
+  Revisions revisions;
+  CAIRN_RETURN_IF_ERROR(ReadRevisions(snapshot.get(), &revisions));
+  internal::SnapshotView view(engine_, snapshot.get());
+  int64_t read_revision = 0;
+  CAIRN_RETURN_IF_ERROR(internal::ExecuteRange(&view, req, revisions.current, revisions.compacted,
+                                               resp, &read_revision));
+  // A compaction written after the snapshot may have dropped entries this read used.
+  if (read_revision < filter_->CompactedRevision()) {
+    resp->Clear();
+    return ErrCompacted();
+  }
+  return Status::Ok();
+}
+
+Status KvState::ReadOnlyTxn(const etcdserverpb::TxnRequest& req,
+                            etcdserverpb::TxnResponse* resp) const {
+  resp->Clear();
+  if (!IsTxnReadOnly(req)) {
+    return Status::InvalidArgument("cairn: ReadOnlyTxn needs a txn whose ops are all ranges");
+  }
+  CAIRN_RETURN_IF_ERROR(ValidateTxnStructure(req));
+  std::shared_ptr<const storage::Snapshot> snapshot = engine_->GetSnapshot();
+  Revisions revisions;
+  CAIRN_RETURN_IF_ERROR(ReadRevisions(snapshot.get(), &revisions));
+  internal::SnapshotView view(engine_, snapshot.get());
+  internal::CommandExecutor executor(&view, nullptr, revisions.current, revisions.compacted,
+                                     nullptr);
+  Status status = executor.Txn(req, /*write_txn=*/false, resp);
+  if (status.ok() && executor.min_read_revision() < filter_->CompactedRevision()) {
+    status = ErrCompacted();
+  }
+  if (!status.ok()) {
+    resp->Clear();
+    return status;
+  }
+  resp->mutable_header()->set_revision(revisions.current);
+  return Status::Ok();
+}
+
+Status KvState::HashKV(int64_t revision, etcdserverpb::HashKVResponse* resp) const {
+  resp->Clear();
+  for (int attempt = 0; attempt < kHashAttemptsMax; ++attempt) {
+    std::shared_ptr<const storage::Snapshot> snapshot = engine_->GetSnapshot();
+    Revisions revisions;
+    CAIRN_RETURN_IF_ERROR(ReadRevisions(snapshot.get(), &revisions));
+    // etcd's hashByRev, in its order.
+    if (revision > 0 && revision < revisions.compacted) return ErrCompacted();
+    if (revision > 0 && revision > revisions.current) return ErrFutureRev();
+    int64_t hash_revision = revision == 0 ? revisions.current : revision;
+    internal::SnapshotView view(engine_, snapshot.get());
+    CAIRN_ASSIGN_OR_RETURN(uint32_t hash, HashHistory(&view, revisions.compacted, hash_revision));
+    // Entries the filter dropped under a compaction newer than the snapshot would change the
+    // hash: take a newer snapshot.
+    if (filter_->CompactedRevision() > revisions.compacted) continue;
+    resp->mutable_header()->set_revision(revisions.current);
+    resp->set_hash(hash);
+    resp->set_compact_revision(revisions.compacted);
+    resp->set_hash_revision(hash_revision);
+    return Status::Ok();
+  }
+  return Status::Aborted("mvcc: HashKV kept racing with compactions; retry");
+}
+
+void KvState::WriteMeta(storage::WriteBatch* batch, const Revisions& revisions,
+                        bool current_changed, bool compacted_changed) {
+  if (current_changed) {
+    batch->Put(Family::kMeta, format::kMetaCurrentRevisionKey,
+               format::EncodeMetaRevision(revisions.current));
+  }
+  if (compacted_changed) {
+    batch->Put(Family::kMeta, format::kMetaCompactedRevisionKey,
+               format::EncodeMetaRevision(revisions.compacted));
+  }
+  if (!revisions.format_version_written) {
+    batch->Put(Family::kMeta, format::kMetaFormatVersionKey,
+               std::string(1, static_cast<char>(format::kFormatVersion)));
+  }
+}
+
+Status KvState::ApplyPut(storage::WriteBatch* batch, const etcdserverpb::PutRequest& req,
+                         etcdserverpb::PutResponse* resp, std::vector<mvccpb::Event>* events) {
+  resp->Clear();
+  // The option-independent checks again: a command must not corrupt state however it got here.
+  if (req.key().empty()) return ErrEmptyKey();
+  if (req.ignore_value() && !req.value().empty()) return ErrValueProvided();
+  if (req.ignore_lease() && req.lease() != 0) return ErrLeaseProvided();
+  std::vector<mvccpb::Event> command_events;
+  internal::BatchView view(batch);
+  internal::CommandExecutor executor(&view, batch, pending_.current, pending_.compacted,
+                                     events != nullptr ? &command_events : nullptr);
+  batch->SetSavePoint();
+  Status status = executor.Put(req, resp);
+  if (!status.ok()) {
+    CAIRN_CHECK_OK(batch->RollbackToSavePoint());
+    resp->Clear();
+    return status;
+  }
+  Revisions next = pending_;
+  next.current = pending_.current + 1;
+  WriteMeta(batch, next, /*current_changed=*/true, /*compacted_changed=*/false);
+  next.format_version_written = true;
+  batch->PopSavePoint();
+  pending_ = next;
+  if (events != nullptr) {
+    for (auto& event : command_events) events->push_back(std::move(event));
+  }
+  return Status::Ok();
+}
+
+Status KvState::ApplyDeleteRange(storage::WriteBatch* batch,
+                                 const etcdserverpb::DeleteRangeRequest& req,
+                                 etcdserverpb::DeleteRangeResponse* resp,
+                                 std::vector<mvccpb::Event>* events) {
+  resp->Clear();
+  if (req.key().empty()) return ErrEmptyKey();
+  std::vector<mvccpb::Event> command_events;
+  internal::BatchView view(batch);
+  internal::CommandExecutor executor(&view, batch, pending_.current, pending_.compacted,
+                                     events != nullptr ? &command_events : nullptr);
+  batch->SetSavePoint();
+  Status status = executor.DeleteRange(req, resp);
+  if (!status.ok()) {
+    CAIRN_CHECK_OK(batch->RollbackToSavePoint());
+    resp->Clear();
+    return status;
+  }
+  Revisions next = pending_;
+  if (executor.changes() > 0) {
+    next.current = pending_.current + 1;
+    WriteMeta(batch, next, /*current_changed=*/true, /*compacted_changed=*/false);
+    next.format_version_written = true;
+  }
+  batch->PopSavePoint();
+  pending_ = next;
+  if (events != nullptr) {
+    for (auto& event : command_events) events->push_back(std::move(event));
+  }
+  return Status::Ok();
+}
+
+Status KvState::ApplyTxn(storage::WriteBatch* batch, const etcdserverpb::TxnRequest& req,
+                         etcdserverpb::TxnResponse* resp, std::vector<mvccpb::Event>* events) {
+  resp->Clear();
+  CAIRN_RETURN_IF_ERROR(ValidateTxnStructure(req));
+  std::vector<mvccpb::Event> command_events;
+  internal::BatchView view(batch);
+  internal::CommandExecutor executor(&view, batch, pending_.current, pending_.compacted,
+                                     events != nullptr ? &command_events : nullptr);
+  batch->SetSavePoint();
+  Status status = executor.Txn(req, /*write_txn=*/!IsTxnReadOnly(req), resp);
+  if (!status.ok()) {
+    CAIRN_CHECK_OK(batch->RollbackToSavePoint());
+    resp->Clear();
+    return status;
+  }
+  Revisions next = pending_;
+  if (executor.changes() > 0) {
+    next.current = pending_.current + 1;
+    WriteMeta(batch, next, /*current_changed=*/true, /*compacted_changed=*/false);
+    next.format_version_written = true;
+  }
+  batch->PopSavePoint();
+  resp->mutable_header()->set_revision(next.current);
+  pending_ = next;
+  if (events != nullptr) {
+    for (auto& event : command_events) events->push_back(std::move(event));
+  }
+  return Status::Ok();
+}
+
+Status KvState::ApplyCompaction(storage::WriteBatch* batch,
+                                const etcdserverpb::CompactionRequest& req,
+                                etcdserverpb::CompactionResponse* resp) {
+  resp->Clear();
+  // etcd's updateCompactRev, in its order.
+  if (req.revision() <= pending_.compacted) return ErrCompacted();
+  if (req.revision() > pending_.current) return ErrFutureRev();
+  Revisions next = pending_;
+  next.compacted = req.revision();
+  WriteMeta(batch, next, /*current_changed=*/false, /*compacted_changed=*/true);
+  next.format_version_written = true;
+  pending_ = next;
+  resp->mutable_header()->set_revision(pending_.current);
+  return Status::Ok();
+}
+
+void KvState::OnBatchWritten() {
+  written_ = pending_;
+  published_current_.store(written_.current);
+  published_compacted_.store(written_.compacted);
+  filter_->SetCompactedRevision(written_.compacted);
+}
+
+void KvState::OnBatchAborted() { pending_ = written_; }
+
+Status KvState::CompactPhysically() { return engine_->CompactRange(Family::kKvHistory, "", ""); }
+
+}  // namespace cairn::mvcc

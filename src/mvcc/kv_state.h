@@ -1,0 +1,128 @@
+// KvState: etcd v3's revisioned key-value state machine (mvcc + the KV part of etcd's
+// applier) over a storage::Engine. Layout and encodings: src/mvcc/mvcc_format.h and
+// docs/formats/mvcc.md.
+//
+// Writes: the applier thread calls Apply* for each committed command, adding the command's
+// writes to one WriteBatch shared by many commands; each Apply* reads through that batch, so
+// it sees the commands before it. After engine->Write(batch) it calls OnBatchWritten (or
+// OnBatchAborted if the write failed). A failing Apply* leaves the batch exactly as it was
+// and changes nothing in memory, so a bad command can never half-apply.
+// Reads: Range, HashKV and ReadOnlyTxn each read one engine snapshot, so the data and the
+// header revision come from the same point; they run concurrently with apply.
+// There is no in-memory index of keys: current reads go to kv_latest, historical reads seek
+// kv_history, so the data set is not bounded by RAM.
+//
+// Responses carry header.revision only; the server fills cluster and member ids.
+//
+// Thread-safety: Range, HashKV, ReadOnlyTxn, CurrentRevision, CompactedRevision and
+// CompactPhysically are thread-safe. Apply*, OnBatchWritten and OnBatchAborted must be called
+// from one thread at a time (the applier). The engine and the filter factory must outlive
+// the KvState.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "etcdserverpb/rpc.pb.h"
+#include "mvccpb/kv.pb.h"
+#include "src/base/result.h"
+#include "src/base/status.h"
+#include "src/mvcc/compaction_filter.h"
+#include "src/mvcc/validation.h"
+#include "src/storage/engine.h"
+
+namespace cairn::mvcc {
+
+class KvState {
+ public:
+  // Loads the revisions from the meta family (a fresh engine starts at revision 1, never
+  // compacted) and sets the filter's compacted revision. `filter` must be the factory given
+  // to the engine in EngineOptions. Errors: FailedPrecondition for an unknown format
+  // version, Corruption for undecodable meta values, engine errors.
+  static Result<std::unique_ptr<KvState>> Open(
+      storage::Engine* engine, std::shared_ptr<HistoryCompactionFilterFactory> filter);
+
+  KvState(const KvState&) = delete;
+  KvState& operator=(const KvState&) = delete;
+
+  // ---- Reads (thread-safe; one engine snapshot each) ----
+
+  // etcd's Range. Errors: ErrFutureRev, ErrCompacted, ErrInvalidSortOption, engine errors.
+  Status Range(const etcdserverpb::RangeRequest& req, etcdserverpb::RangeResponse* resp) const;
+  // A read-only txn (IsTxnReadOnly) served without the log, as etcd does: compares and
+  // ranges at the snapshot. REQUIRES: IsTxnReadOnly(req) (else InvalidArgument).
+  Status ReadOnlyTxn(const etcdserverpb::TxnRequest& req, etcdserverpb::TxnResponse* resp) const;
+  // Hash of the logical history at `revision` (0 = current): identical on every replica
+  // that applied the same commands, whatever compactions physically dropped. Errors:
+  // ErrCompacted (0 < revision < compacted), ErrFutureRev (revision > current).
+  Status HashKV(int64_t revision, etcdserverpb::HashKVResponse* resp) const;
+  // The revision of the last written batch (published by OnBatchWritten).
+  int64_t CurrentRevision() const { return published_current_.load(); }
+  // The compacted revision of the last written batch; -1 (etcd's value) before any
+  // compaction, 0 after Compact(0).
+  int64_t CompactedRevision() const { return published_compacted_.load(); }
+
+  // ---- Apply (one thread) ----
+  // Each adds the command's writes to `batch` (kv_latest, kv_history and the "kv/" meta keys)
+  // and fills the response; `events`, when given, receives the command's changes in order
+  // (PUT: the new kv; DELETE: key + mod_revision = deletion revision; prev_kv set whenever
+  // the key existed before, the server strips it for watchers that did not ask).
+  // On error, nothing is added to batch, events or memory.
+
+  // Errors: ErrEmptyKey, ErrKeyNotFound (ignore_value / ignore_lease on a missing key).
+  Status ApplyPut(storage::WriteBatch* batch, const etcdserverpb::PutRequest& req,
+                  etcdserverpb::PutResponse* resp, std::vector<mvccpb::Event>* events = nullptr);
+  // Errors: ErrEmptyKey.
+  Status ApplyDeleteRange(storage::WriteBatch* batch, const etcdserverpb::DeleteRangeRequest& req,
+                          etcdserverpb::DeleteRangeResponse* resp,
+                          std::vector<mvccpb::Event>* events = nullptr);
+  // Errors: the structural errors of ValidateTxnStructure; ErrKeyNotFound, ErrFutureRev,
+  // ErrCompacted from etcd's apply-time checks of the chosen branch.
+  Status ApplyTxn(storage::WriteBatch* batch, const etcdserverpb::TxnRequest& req,
+                  etcdserverpb::TxnResponse* resp, std::vector<mvccpb::Event>* events = nullptr);
+  // Records the compacted revision. Errors: ErrCompacted (revision <= compacted),
+  // ErrFutureRev (revision > current).
+  Status ApplyCompaction(storage::WriteBatch* batch, const etcdserverpb::CompactionRequest& req,
+                         etcdserverpb::CompactionResponse* resp);
+
+  // After engine->Write(batch) succeeded: publishes the batch's revisions to readers and the
+  // compacted revision to the compaction filter.
+  void OnBatchWritten();
+  // engine->Write(batch) failed (or the batch was dropped): forgets the batch's changes.
+  void OnBatchAborted();
+
+  // Compacts kv_history now so that the compaction filter drops everything obsolete (for
+  // CompactionRequest.physical). Slow; call it off the apply thread.
+  Status CompactPhysically();
+
+ private:
+  struct Revisions {
+    int64_t current = 0;
+    int64_t compacted = 0;
+    bool format_version_written = false;
+  };
+
+  KvState(storage::Engine* engine, std::shared_ptr<HistoryCompactionFilterFactory> filter,
+          const Revisions& revisions);
+
+  // Reads the meta revisions of a snapshot.
+  Status ReadRevisions(const storage::Snapshot* snapshot, Revisions* revisions) const;
+  // Adds the meta writes of a command that moved to `revisions`.
+  void WriteMeta(storage::WriteBatch* batch, const Revisions& revisions, bool current_changed,
+                 bool compacted_changed);
+
+  storage::Engine* const engine_;
+  const std::shared_ptr<HistoryCompactionFilterFactory> filter_;
+
+  // Apply thread only: the state including every command added to the unwritten batch, and
+  // the state of the last written batch.
+  Revisions pending_;
+  Revisions written_;
+
+  std::atomic<int64_t> published_current_;
+  std::atomic<int64_t> published_compacted_;
+};
+
+}  // namespace cairn::mvcc

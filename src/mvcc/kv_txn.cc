@@ -1,0 +1,229 @@
+#include "src/mvcc/kv_txn.h"
+
+#include <string>
+
+#include "src/base/check.h"
+#include "src/mvcc/errors.h"
+#include "src/mvcc/mvcc_format.h"
+
+namespace cairn::mvcc::internal {
+namespace {
+
+using etcdserverpb::RequestOp;
+using storage::Family;
+
+// DeleteRange collects at most this many keys per iterator pass, so that deleting a huge
+// range does not hold every key in memory before writing (prev_kv responses still do).
+constexpr size_t kDeleteChunkKeys = 1024;
+
+const auto& ChosenOps(const etcdserverpb::TxnRequest& req, bool succeeded) {
+  return succeeded ? req.success() : req.failure();
+}
+
+}  // namespace
+
+void CommandExecutor::AddEvent(mvccpb::Event::EventType type, mvccpb::KeyValue kv,
+                               const mvccpb::KeyValue* prev) {
+  if (events_ == nullptr) return;
+  mvccpb::Event& event = events_->emplace_back();
+  event.set_type(type);
+  *event.mutable_kv() = std::move(kv);
+  if (prev != nullptr) *event.mutable_prev_kv() = *prev;
+}
+
+Status CommandExecutor::Put(const etcdserverpb::PutRequest& req, etcdserverpb::PutResponse* resp) {
+  CAIRN_CHECK(batch_ != nullptr);
+  std::string buffer;
+  format::RecordView old;
+  CAIRN_ASSIGN_OR_RETURN(bool found, GetLatest(view_, req.key(), &buffer, &old));
+  if ((req.ignore_value() || req.ignore_lease()) && !found) return ErrKeyNotFound();
+
+  const int64_t revision = begin_revision_ + 1;
+  format::RecordView record;
+  record.create_revision = found ? old.create_revision : revision;
+  record.mod_revision = revision;
+  record.version = found ? old.version + 1 : 1;
+  record.lease = req.ignore_lease() ? old.lease : req.lease();
+  record.value = req.ignore_value() ? old.value : std::string_view(req.value());
+
+  mvccpb::KeyValue prev;
+  if (found) FillKeyValue(req.key(), old, &prev);
+  if (req.prev_kv() && found) *resp->mutable_prev_kv() = prev;
+  resp->mutable_header()->set_revision(revision);
+
+  std::string latest;
+  format::AppendLatestRecord(&latest, record);
+  std::string history;
+  format::AppendHistoryPut(&history, changes_, record);
+  if (events_ != nullptr) {
+    mvccpb::KeyValue kv;
+    FillKeyValue(req.key(), record, &kv);
+    AddEvent(mvccpb::Event::PUT, std::move(kv), found ? &prev : nullptr);
+  }
+  batch_->Put(Family::kKvLatest, req.key(), latest);
+  batch_->Put(Family::kKvHistory, format::HistoryKey(req.key(), revision), history);
+  ++changes_;
+  return Status::Ok();
+}
+
+Status CommandExecutor::DeleteRange(const etcdserverpb::DeleteRangeRequest& req,
+                                    etcdserverpb::DeleteRangeResponse* resp) {
+  CAIRN_CHECK(batch_ != nullptr);
+  const int64_t revision = begin_revision_ + 1;
+  KeyRange range = KeyRange::From(req.key(), req.range_end());
+  std::string start(req.key());
+  int64_t deleted = 0;
+  std::string tombstone;
+  while (true) {
+    // Collect a chunk first: an iterator must not live across writes to its batch.
+    std::vector<mvccpb::KeyValue> chunk;
+    range.key = start;
+    CAIRN_RETURN_IF_ERROR(
+        VisitLatest(view_, range, [&](std::string_view key, const format::RecordView& record) {
+          FillKeyValue(key, record, &chunk.emplace_back());
+          return chunk.size() < kDeleteChunkKeys;
+        }));
+    if (!chunk.empty()) start = chunk.back().key();
+    for (mvccpb::KeyValue& kv : chunk) {
+      tombstone.clear();
+      format::AppendHistoryTombstone(&tombstone, changes_);
+      batch_->Delete(Family::kKvLatest, kv.key());
+      batch_->Put(Family::kKvHistory, format::HistoryKey(kv.key(), revision), tombstone);
+      ++changes_;
+      ++deleted;
+      if (events_ != nullptr) {
+        mvccpb::KeyValue deleted_kv;
+        deleted_kv.set_key(kv.key());
+        deleted_kv.set_mod_revision(revision);
+        AddEvent(mvccpb::Event::DELETE, std::move(deleted_kv), &kv);
+      }
+      if (req.prev_kv()) *resp->add_prev_kvs() = std::move(kv);
+    }
+    if (chunk.size() < kDeleteChunkKeys || range.kind == KeyRange::Kind::kSingle) break;
+    // Deleted keys are gone from the batch view; continue after the last one.
+    start.push_back('\0');
+  }
+  resp->set_deleted(deleted);
+  // storeTxnWrite.DeleteRange: the new revision once this command changed anything.
+  resp->mutable_header()->set_revision(changes_ > 0 ? revision : begin_revision_);
+  return Status::Ok();
+}
+
+Status CommandExecutor::Range(const etcdserverpb::RangeRequest& req,
+                              etcdserverpb::RangeResponse* resp) {
+  int64_t read_revision = 0;
+  CAIRN_RETURN_IF_ERROR(ExecuteRange(view_, req, ReadRevision(), compacted_, resp, &read_revision));
+  if (read_revision < min_read_revision_) min_read_revision_ = read_revision;
+  return Status::Ok();
+}
+
+Status CommandExecutor::ComputePath(const etcdserverpb::TxnRequest& req, std::vector<bool>* path) {
+  bool succeeded = true;
+  for (const auto& compare : req.compare()) {
+    CAIRN_ASSIGN_OR_RETURN(bool holds, EvaluateCompare(view_, compare));
+    if (!holds) {
+      succeeded = false;
+      break;
+    }
+  }
+  path->push_back(succeeded);
+  for (const auto& op : ChosenOps(req, succeeded)) {
+    if (op.request_case() == RequestOp::kRequestTxn) {
+      CAIRN_RETURN_IF_ERROR(ComputePath(op.request_txn(), path));
+    }
+  }
+  return Status::Ok();
+}
+
+// etcd's checkPut: ignore_value / ignore_lease need the key to exist before the txn.
+Status CommandExecutor::CheckPuts(const etcdserverpb::TxnRequest& req,
+                                  const std::vector<bool>& path, size_t* index) {
+  CAIRN_CHECK(*index < path.size());
+  bool succeeded = path[(*index)++];
+  for (const auto& op : ChosenOps(req, succeeded)) {
+    if (op.request_case() == RequestOp::kRequestTxn) {
+      CAIRN_RETURN_IF_ERROR(CheckPuts(op.request_txn(), path, index));
+      continue;
+    }
+    if (op.request_case() != RequestOp::kRequestPut) continue;
+    const auto& put = op.request_put();
+    if (!put.ignore_value() && !put.ignore_lease()) continue;
+    std::string buffer;
+    format::RecordView record;
+    CAIRN_ASSIGN_OR_RETURN(bool found, GetLatest(view_, put.key(), &buffer, &record));
+    if (!found) return ErrKeyNotFound();
+  }
+  return Status::Ok();
+}
+
+// etcd's checkRange: against the revisions before the txn (0 is always fine; note that a
+// negative revision below the compacted revision fails here, as in etcd).
+Status CommandExecutor::CheckRanges(const etcdserverpb::TxnRequest& req,
+                                    const std::vector<bool>& path, size_t* index) {
+  CAIRN_CHECK(*index < path.size());
+  bool succeeded = path[(*index)++];
+  for (const auto& op : ChosenOps(req, succeeded)) {
+    if (op.request_case() == RequestOp::kRequestTxn) {
+      CAIRN_RETURN_IF_ERROR(CheckRanges(op.request_txn(), path, index));
+      continue;
+    }
+    if (op.request_case() != RequestOp::kRequestRange) continue;
+    int64_t revision = op.request_range().revision();
+    if (revision == 0) continue;
+    if (revision > begin_revision_) return ErrFutureRev();
+    if (revision < compacted_) return ErrCompacted();
+  }
+  return Status::Ok();
+}
+
+Status CommandExecutor::ExecuteOps(const etcdserverpb::TxnRequest& req,
+                                   const std::vector<bool>& path, size_t* index,
+                                   etcdserverpb::TxnResponse* resp) {
+  CAIRN_CHECK(*index < path.size());
+  bool succeeded = path[(*index)++];
+  resp->set_succeeded(succeeded);
+  resp->mutable_header();  // etcd sends nested txn headers present but empty
+  for (const auto& op : ChosenOps(req, succeeded)) {
+    etcdserverpb::ResponseOp* response = resp->add_responses();
+    switch (op.request_case()) {
+      case RequestOp::kRequestRange:
+        CAIRN_RETURN_IF_ERROR(Range(op.request_range(), response->mutable_response_range()));
+        break;
+      case RequestOp::kRequestPut:
+        CAIRN_RETURN_IF_ERROR(Put(op.request_put(), response->mutable_response_put()));
+        break;
+      case RequestOp::kRequestDeleteRange:
+        CAIRN_RETURN_IF_ERROR(
+            DeleteRange(op.request_delete_range(), response->mutable_response_delete_range()));
+        break;
+      case RequestOp::kRequestTxn:
+        CAIRN_RETURN_IF_ERROR(
+            ExecuteOps(op.request_txn(), path, index, response->mutable_response_txn()));
+        break;
+      case RequestOp::REQUEST_NOT_SET:
+        break;  // rejected by validation; etcd leaves the response op empty
+    }
+  }
+  return Status::Ok();
+}
+
+Status CommandExecutor::Txn(const etcdserverpb::TxnRequest& req, bool write_txn,
+                            etcdserverpb::TxnResponse* resp) {
+  CAIRN_CHECK(changes_ == 0);
+  std::vector<bool> path;
+  CAIRN_RETURN_IF_ERROR(ComputePath(req, &path));
+  size_t index = 0;
+  if (write_txn) {
+    CAIRN_RETURN_IF_ERROR(CheckPuts(req, path, &index));
+    CAIRN_CHECK(index == path.size());
+  }
+  index = 0;
+  CAIRN_RETURN_IF_ERROR(CheckRanges(req, path, &index));
+  CAIRN_CHECK(index == path.size());
+  index = 0;
+  CAIRN_RETURN_IF_ERROR(ExecuteOps(req, path, &index, resp));
+  CAIRN_CHECK(index == path.size());
+  return Status::Ok();
+}
+
+}  // namespace cairn::mvcc::internal

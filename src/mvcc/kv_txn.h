@@ -1,0 +1,69 @@
+// Internal to src/mvcc: the execution of Put, DeleteRange, Range and Txn ops of one command,
+// shared by the apply path (reading and writing through the batch) and by read-only txns
+// served from a snapshot. Mirrors etcd's applierV3backend (server/etcdserver/apply.go) over
+// storeTxnWrite (server/mvcc/kvstore_txn.go).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "etcdserverpb/rpc.pb.h"
+#include "mvccpb/kv.pb.h"
+#include "src/base/status.h"
+#include "src/mvcc/kv_read.h"
+#include "src/storage/engine.h"
+
+namespace cairn::mvcc::internal {
+
+// One command's execution context: every change gets main revision begin + 1 and the next
+// sub revision. Writes go to `batch` (nullptr for a read-only txn: then only ranges run).
+class CommandExecutor {
+ public:
+  CommandExecutor(View* view, storage::WriteBatch* batch, int64_t begin_revision, int64_t compacted,
+                  std::vector<mvccpb::Event>* events)
+      : view_(view),
+        batch_(batch),
+        begin_revision_(begin_revision),
+        compacted_(compacted),
+        events_(events) {}
+
+  Status Put(const etcdserverpb::PutRequest& req, etcdserverpb::PutResponse* resp);
+  Status DeleteRange(const etcdserverpb::DeleteRangeRequest& req,
+                     etcdserverpb::DeleteRangeResponse* resp);
+  Status Range(const etcdserverpb::RangeRequest& req, etcdserverpb::RangeResponse* resp);
+
+  // etcd's Txn apply minus the header: compares of every level evaluated first on the state
+  // before the txn (etcd's compareToPath), then the apply-time checks of the chosen path
+  // (checkRequests: puts' key existence for write txns, then ranges' revisions), then the ops.
+  // On error the caller rolls the batch back.
+  Status Txn(const etcdserverpb::TxnRequest& req, bool write_txn, etcdserverpb::TxnResponse* resp);
+
+  // Number of changes (puts and deleted keys) so far.
+  int64_t changes() const { return changes_; }
+  // The lowest revision a Range read at (INT64_MAX when none): readers check it against a
+  // compaction that may have raced with them.
+  int64_t min_read_revision() const { return min_read_revision_; }
+
+ private:
+  // The revision reads see: begin, or begin + 1 once this command changed something.
+  int64_t ReadRevision() const { return begin_revision_ + (changes_ > 0 ? 1 : 0); }
+  void AddEvent(mvccpb::Event::EventType type, mvccpb::KeyValue kv, const mvccpb::KeyValue* prev);
+
+  Status ComputePath(const etcdserverpb::TxnRequest& req, std::vector<bool>* path);
+  Status CheckPuts(const etcdserverpb::TxnRequest& req, const std::vector<bool>& path,
+                   size_t* index);
+  Status CheckRanges(const etcdserverpb::TxnRequest& req, const std::vector<bool>& path,
+                     size_t* index);
+  Status ExecuteOps(const etcdserverpb::TxnRequest& req, const std::vector<bool>& path,
+                    size_t* index, etcdserverpb::TxnResponse* resp);
+
+  View* const view_;
+  storage::WriteBatch* const batch_;
+  const int64_t begin_revision_;
+  const int64_t compacted_;
+  std::vector<mvccpb::Event>* const events_;
+  int64_t changes_ = 0;
+  int64_t min_read_revision_ = INT64_MAX;
+};
+
+}  // namespace cairn::mvcc::internal

@@ -1,0 +1,19 @@
+#include "src/storage/engine.h"
+
+#include "src/base/check.h"
+
+namespace cairn::storage {
+
+std::string_view FamilyName(Family family) {
+  switch (family) {
+    case Family::kMeta:
+      return "meta";
+    case Family::kKvLatest:
+      return "kv_latest";
+    case Family::kKvHistory:
+      return "kv_history";
+  }
+  CAIRN_CHECK_MSG(false, "unknown storage family");
+}
+
+}  // namespace cairn::storage

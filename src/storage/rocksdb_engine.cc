@@ -1,0 +1,611 @@
+#include "src/storage/rocksdb_engine.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/compaction_filter.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/metadata.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/write_batch_with_index.h>
+
+#include <algorithm>
+#include <array>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "src/base/check.h"
+#include "src/base/logging.h"
+
+namespace cairn::storage {
+namespace {
+
+constexpr std::array<Family, kFamilyCount> kFamilies = {Family::kMeta, Family::kKvLatest,
+                                                        Family::kKvHistory};
+
+// See CompactRange().
+constexpr int kCompactRangePassesMax = 2;
+
+size_t FamilyIndex(Family family) {
+  size_t index = static_cast<size_t>(family);
+  CAIRN_CHECK(index < kFamilyCount);
+  return index;
+}
+
+std::string_view ToView(const rocksdb::Slice& slice) { return {slice.data(), slice.size()}; }
+rocksdb::Slice ToSlice(std::string_view view) { return {view.data(), view.size()}; }
+
+Status FromRocks(const rocksdb::Status& status) {
+  if (status.ok()) return Status::Ok();
+  if (status.IsCorruption()) return Status::Corruption(status.ToString());
+  if (status.IsInvalidArgument()) return Status::InvalidArgument(status.ToString());
+  return Status::IoError(status.ToString());
+}
+
+// ---------------------------------------------------------------------------------------
+// Compaction filter adapter.
+
+// One family's compaction state shared by CompactRange() and the filters RocksDB creates.
+struct FamilyCompaction {
+  std::mutex manual_mutex;  // held by CompactRange() for its whole run: one at a time
+  std::mutex state_mutex;
+  rocksdb::DB* db = nullptr;                      // GUARDED_BY(state_mutex); set after open
+  rocksdb::ColumnFamilyHandle* handle = nullptr;  // GUARDED_BY(state_mutex)
+  bool manual_active = false;                     // GUARDED_BY(state_mutex)
+  std::string begin;                              // GUARDED_BY(state_mutex); empty = unbounded
+  std::string end;                                // GUARDED_BY(state_mutex); empty = unbounded
+  bool manual_full_pass = false;                  // GUARDED_BY(state_mutex)
+};
+
+bool Overlaps(const rocksdb::SstFileMetaData& file, const std::string& begin,
+              const std::string& end) {
+  return (end.empty() || file.smallestkey < end) && (begin.empty() || file.largestkey >= begin);
+}
+
+// Whether the running compaction that starts at `level` holds, for every key in
+// [begin, end), every version older than the newest one it holds: true when each file that
+// overlaps the range and is not an input of it (not a file of `level` being compacted) holds
+// only newer entries. Conservative: false when unsure.
+bool CompactionIsFullOverRange(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* handle, int level,
+                               const std::string& begin, const std::string& end) {
+  rocksdb::ColumnFamilyMetaData metadata;
+  db->GetColumnFamilyMetaData(handle, &metadata);
+  bool any_input = false;
+  uint64_t newest_input = 0;
+  for (const rocksdb::LevelMetaData& level_files : metadata.levels) {
+    for (const rocksdb::SstFileMetaData& file : level_files.files) {
+      if (level_files.level == level && file.being_compacted && Overlaps(file, begin, end)) {
+        any_input = true;
+        newest_input = std::max<uint64_t>(newest_input, file.largest_seqno);
+      }
+    }
+  }
+  if (!any_input) return false;
+  for (const rocksdb::LevelMetaData& level_files : metadata.levels) {
+    for (const rocksdb::SstFileMetaData& file : level_files.files) {
+      if (level_files.level == level && file.being_compacted) continue;
+      if (Overlaps(file, begin, end) && file.smallest_seqno <= newest_input) return false;
+    }
+  }
+  return true;
+}
+
+// Wraps a storage::CompactionFilter. The storage filter is created at the first entry,
+// where RocksDB tells the compaction's start level: a compaction is full when RocksDB says
+// it covers every file, or when, during our CompactRange(), it is full over the requested
+// range (see CompactionIsFullOverRange); then only keys in that range reach the filter.
+class FilterAdapter final : public rocksdb::CompactionFilter {
+ public:
+  FilterAdapter(std::shared_ptr<storage::CompactionFilterFactory> factory, Family family,
+                bool full_compaction, std::shared_ptr<FamilyCompaction> state)
+      : factory_(std::move(factory)),
+        family_(family),
+        full_compaction_(full_compaction),
+        state_(std::move(state)) {}
+
+  bool Filter(int level, const rocksdb::Slice& key, const rocksdb::Slice& existing_value,
+              std::string* new_value, bool* value_changed) const override {
+    if (!created_) Create(level);
+    if (filter_ == nullptr) return false;
+    std::string_view view = ToView(key);
+    if (restricted_ && (view < begin_ || (!end_.empty() && view >= end_))) return false;
+    return filter_->ShouldDrop(view, ToView(existing_value));
+  }
+
+  const char* Name() const override { return "cairn.FilterAdapter"; }
+
+ private:
+  void Create(int level) const {
+    created_ = true;
+    bool full = full_compaction_;
+    if (!full && state_ != nullptr) {
+      std::lock_guard lock(state_->state_mutex);
+      if (state_->manual_active && CompactionIsFullOverRange(state_->db, state_->handle, level,
+                                                             state_->begin, state_->end)) {
+        full = true;
+        restricted_ = true;
+        begin_ = state_->begin;
+        end_ = state_->end;
+      }
+    }
+    if (full && state_ != nullptr) {
+      std::lock_guard lock(state_->state_mutex);
+      if (state_->manual_active) state_->manual_full_pass = true;
+    }
+    filter_ = factory_->Create(family_, full);
+  }
+
+  const std::shared_ptr<storage::CompactionFilterFactory> factory_;
+  const Family family_;
+  const bool full_compaction_;
+  const std::shared_ptr<FamilyCompaction> state_;  // nullptr unless manual
+  // RocksDB calls Filter() on a const object, from one thread per filter instance.
+  mutable bool created_ = false;
+  mutable bool restricted_ = false;
+  mutable std::string begin_;
+  mutable std::string end_;
+  mutable std::unique_ptr<storage::CompactionFilter> filter_;
+};
+
+class FilterFactoryAdapter final : public rocksdb::CompactionFilterFactory {
+ public:
+  FilterFactoryAdapter(std::shared_ptr<storage::CompactionFilterFactory> factory, Family family,
+                       std::shared_ptr<FamilyCompaction> state)
+      : factory_(std::move(factory)), family_(family), state_(std::move(state)) {}
+
+  std::unique_ptr<rocksdb::CompactionFilter> CreateCompactionFilter(
+      const rocksdb::CompactionFilter::Context& context) override {
+    return std::make_unique<FilterAdapter>(factory_, family_, context.is_full_compaction,
+                                           context.is_manual_compaction ? state_ : nullptr);
+  }
+
+  const char* Name() const override { return "cairn.FilterFactoryAdapter"; }
+
+ private:
+  const std::shared_ptr<storage::CompactionFilterFactory> factory_;
+  const Family family_;
+  const std::shared_ptr<FamilyCompaction> state_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Iterators, snapshots, batches.
+
+// Wraps a RocksDB iterator (plain or batch-merged) and enforces [lower, upper) itself:
+// WriteBatchWithIndex's merged iterator honors only part of the bounds in RocksDB 7.8.
+// The bounds are also given to the base iterator so that it stops early.
+class BoundedIterator final : public Iterator {
+ public:
+  // The bound slices in read_options() point into this object.
+  BoundedIterator(const storage::ReadOptions& options, const rocksdb::Snapshot* snapshot)
+      : lower_(options.lower_bound), upper_(options.upper_bound) {
+    lower_slice_ = ToSlice(lower_);
+    upper_slice_ = ToSlice(upper_);
+    read_options_.snapshot = snapshot;
+    read_options_.fill_cache = options.fill_cache;
+    if (!lower_.empty()) read_options_.iterate_lower_bound = &lower_slice_;
+    if (!upper_.empty()) read_options_.iterate_upper_bound = &upper_slice_;
+  }
+  // For the base iterator and the merged iterator, which keep pointers into it.
+  const rocksdb::ReadOptions& read_options() const { return read_options_; }
+  // Takes ownership. REQUIRES: called once, before any other method.
+  void SetInner(rocksdb::Iterator* inner) { inner_.reset(inner); }
+
+  bool Valid() const override {
+    if (!inner_->Valid()) return false;
+    std::string_view key = ToView(inner_->key());
+    return (lower_.empty() || key >= lower_) && (upper_.empty() || key < upper_);
+  }
+  void SeekToFirst() override {
+    if (lower_.empty()) {
+      inner_->SeekToFirst();
+    } else {
+      inner_->Seek(lower_slice_);
+    }
+  }
+  void SeekToLast() override {
+    if (upper_.empty()) {
+      inner_->SeekToLast();
+    } else {
+      SeekBeforeUpper();
+    }
+  }
+  void Seek(std::string_view target) override {
+    if (!lower_.empty() && target < lower_) target = lower_;
+    inner_->Seek(ToSlice(target));
+  }
+  void SeekForPrev(std::string_view target) override {
+    if (!upper_.empty() && target >= upper_) return SeekBeforeUpper();
+    inner_->SeekForPrev(ToSlice(target));
+  }
+  void Next() override {
+    CAIRN_CHECK(Valid());
+    inner_->Next();
+  }
+  void Prev() override {
+    CAIRN_CHECK(Valid());
+    inner_->Prev();
+  }
+  std::string_view key() const override {
+    CAIRN_CHECK(Valid());
+    return ToView(inner_->key());
+  }
+  std::string_view value() const override {
+    CAIRN_CHECK(Valid());
+    return ToView(inner_->value());
+  }
+  Status status() const override { return FromRocks(inner_->status()); }
+
+ private:
+  // The last key < upper_.
+  void SeekBeforeUpper() {
+    inner_->SeekForPrev(upper_slice_);
+    if (inner_->Valid() && ToView(inner_->key()) >= upper_) inner_->Prev();
+  }
+
+  const std::string lower_;
+  const std::string upper_;
+  rocksdb::Slice lower_slice_;
+  rocksdb::Slice upper_slice_;
+  rocksdb::ReadOptions read_options_;
+  std::unique_ptr<rocksdb::Iterator> inner_;  // declared last: destroyed first
+};
+
+class RocksDbSnapshot final : public Snapshot {
+ public:
+  RocksDbSnapshot(rocksdb::DB* db, const rocksdb::Snapshot* snapshot)
+      : db(db), snapshot(snapshot) {}
+  ~RocksDbSnapshot() override { db->ReleaseSnapshot(snapshot); }
+  RocksDbSnapshot(const RocksDbSnapshot&) = delete;
+  RocksDbSnapshot& operator=(const RocksDbSnapshot&) = delete;
+
+  rocksdb::DB* const db;
+  const rocksdb::Snapshot* const snapshot;
+};
+
+class RocksDbEngineImpl;
+
+class RocksDbWriteBatch final : public WriteBatch {
+ public:
+  explicit RocksDbWriteBatch(RocksDbEngineImpl* engine);
+
+  void Put(Family family, std::string_view key, std::string_view value) override;
+  void Delete(Family family, std::string_view key) override;
+  Result<bool> Get(Family family, std::string_view key, std::string* value) override;
+  std::unique_ptr<Iterator> NewIterator(Family family, const ReadOptions& options) override;
+  void SetSavePoint() override { batch_.SetSavePoint(); }
+  Status RollbackToSavePoint() override {
+    rocksdb::Status status = batch_.RollbackToSavePoint();
+    if (status.IsNotFound()) return Status::NotFound("no save point to roll back to");
+    return FromRocks(status);
+  }
+  void PopSavePoint() override {
+    rocksdb::Status status = batch_.PopSavePoint();
+    CAIRN_CHECK_MSG(status.ok(), "PopSavePoint without a save point");
+  }
+  size_t Count() const override { return batch_.GetWriteBatch()->Count(); }
+  size_t ByteSize() const override { return batch_.GetDataSize(); }
+  void Clear() override { batch_.Clear(); }
+
+  RocksDbEngineImpl* engine() const { return engine_; }
+  rocksdb::WriteBatch* rep() { return batch_.GetWriteBatch(); }
+
+ private:
+  RocksDbEngineImpl* const engine_;
+  mutable rocksdb::WriteBatchWithIndex batch_;  // mutable: GetWriteBatch() is not const
+};
+
+// ---------------------------------------------------------------------------------------
+// The engine.
+
+class RocksDbEngineImpl final : public Engine {
+ public:
+  static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
+  ~RocksDbEngineImpl() override;
+  RocksDbEngineImpl(const RocksDbEngineImpl&) = delete;
+  RocksDbEngineImpl& operator=(const RocksDbEngineImpl&) = delete;
+
+  Result<bool> Get(const ReadOptions& options, Family family, std::string_view key,
+                   std::string* value) override;
+  std::unique_ptr<Iterator> NewIterator(const ReadOptions& options, Family family) override;
+  std::shared_ptr<const Snapshot> GetSnapshot() override;
+  std::unique_ptr<WriteBatch> NewWriteBatch() override;
+  Status Write(WriteBatch* batch) override;
+  Status Flush() override;
+  Status CompactRange(Family family, std::string_view begin, std::string_view end) override;
+  uint64_t ApproximateSizeBytes() override;
+
+  rocksdb::DB* db() const { return db_; }
+  rocksdb::ColumnFamilyHandle* handle(Family family) const { return handles_[FamilyIndex(family)]; }
+  const rocksdb::Snapshot* RocksSnapshot(const ReadOptions& options) const;
+  std::unique_ptr<Iterator> NewIteratorImpl(const ReadOptions& options, Family family,
+                                            rocksdb::WriteBatchWithIndex* batch);
+
+ private:
+  RocksDbEngineImpl() = default;
+
+  rocksdb::DB* db_ = nullptr;
+  std::array<rocksdb::ColumnFamilyHandle*, kFamilyCount> handles_{};
+  std::vector<rocksdb::ColumnFamilyHandle*> other_handles_;  // default + unknown families
+  std::array<std::shared_ptr<FamilyCompaction>, kFamilyCount> compaction_;
+  rocksdb::WriteOptions write_options_;
+};
+
+rocksdb::CompressionType ChooseCompression() {
+  std::vector<rocksdb::CompressionType> supported = rocksdb::GetSupportedCompressions();
+  for (rocksdb::CompressionType type : {rocksdb::kLZ4Compression, rocksdb::kSnappyCompression}) {
+    if (std::find(supported.begin(), supported.end(), type) != supported.end()) return type;
+  }
+  return rocksdb::kNoCompression;
+}
+
+std::string_view CompressionName(rocksdb::CompressionType type) {
+  switch (type) {
+    case rocksdb::kLZ4Compression:
+      return "lz4";
+    case rocksdb::kSnappyCompression:
+      return "snappy";
+    case rocksdb::kNoCompression:
+      return "none";
+    default:
+      return "other";
+  }
+}
+
+rocksdb::DBOptions MakeDbOptions() {
+  rocksdb::DBOptions options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  // Writes skip RocksDB's WAL; atomic flush keeps every family at the same batch boundary.
+  options.atomic_flush = true;
+  options.avoid_flush_during_shutdown = false;
+  options.max_background_jobs = 2;
+  options.bytes_per_sync = 1 << 20;  // smooth SST write-back instead of bursts at fsync
+  options.keep_log_file_num = 4;     // RocksDB's info LOG files
+  options.max_log_file_size = 16 << 20;
+  return options;
+}
+
+rocksdb::ColumnFamilyOptions MakeFamilyOptions(const EngineOptions& engine_options,
+                                               const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.whole_key_filtering = true;
+  table.cache_index_and_filter_blocks = true;
+  table.cache_index_and_filter_blocks_with_high_priority = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  table.data_block_index_type = rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
+  table.optimize_filters_for_memory = true;
+  table.format_version = 5;
+
+  rocksdb::ColumnFamilyOptions options;
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  options.write_buffer_size = engine_options.write_buffer_bytes;
+  options.max_write_buffer_number = 4;
+  options.memtable_prefix_bloom_size_ratio = 0.02;  // a memtable bloom for point misses
+  options.memtable_whole_key_filtering = true;
+  options.level_compaction_dynamic_level_bytes = true;
+  // Hot levels (recent writes, rewritten often) stay uncompressed; the rest use LZ4, cheap
+  // to decompress on point reads.
+  rocksdb::CompressionType cold = ChooseCompression();
+  options.compression_per_level.assign(options.num_levels, cold);
+  options.compression_per_level[0] = rocksdb::kNoCompression;
+  options.compression_per_level[1] = rocksdb::kNoCompression;
+  return options;
+}
+
+Result<std::unique_ptr<Engine>> RocksDbEngineImpl::Open(const EngineOptions& options) {
+  if (options.path.empty()) return Status::InvalidArgument("RocksDbEngine: empty path");
+  rocksdb::DBOptions db_options = MakeDbOptions();
+  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  rocksdb::ColumnFamilyOptions base_options = MakeFamilyOptions(options, cache);
+
+  std::unique_ptr<RocksDbEngineImpl> engine(new RocksDbEngineImpl());
+  std::vector<std::string> existing;
+  rocksdb::Status listed =
+      rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), options.path, &existing);
+  if (!listed.ok()) existing.clear();  // a new database
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (Family family : kFamilies) {
+    size_t index = FamilyIndex(family);
+    engine->compaction_[index] = std::make_shared<FamilyCompaction>();
+    rocksdb::ColumnFamilyOptions family_options = base_options;
+    if (options.compaction_filter_factory != nullptr) {
+      family_options.compaction_filter_factory = std::make_shared<FilterFactoryAdapter>(
+          options.compaction_filter_factory, family, engine->compaction_[index]);
+    }
+    descriptors.emplace_back(std::string(FamilyName(family)), family_options);
+  }
+  // RocksDB requires opening every family the database has.
+  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, base_options);
+  for (const std::string& name : existing) {
+    auto same = [&](const rocksdb::ColumnFamilyDescriptor& d) { return d.name == name; };
+    if (std::none_of(descriptors.begin(), descriptors.end(), same)) {
+      descriptors.emplace_back(name, base_options);
+    }
+  }
+
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::Status status =
+      rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &engine->db_);
+  if (!status.ok()) return FromRocks(status).WithContext("open " + options.path);
+  CAIRN_CHECK(handles.size() == descriptors.size());
+  for (size_t i = 0; i < handles.size(); ++i) {
+    if (i < kFamilyCount) {
+      engine->handles_[i] = handles[i];
+      std::lock_guard lock(engine->compaction_[i]->state_mutex);
+      engine->compaction_[i]->db = engine->db_;
+      engine->compaction_[i]->handle = handles[i];
+    } else {
+      engine->other_handles_.push_back(handles[i]);
+    }
+  }
+  engine->write_options_.disableWAL = true;
+  log::Get("storage")->info("opened RocksDB at {} ({} families, compression {})", options.path,
+                            handles.size(), CompressionName(ChooseCompression()));
+  return std::unique_ptr<Engine>(std::move(engine));
+}
+
+RocksDbEngineImpl::~RocksDbEngineImpl() {
+  if (db_ == nullptr) return;
+  Status flushed = Flush();
+  if (!flushed.ok()) log::Get("storage")->error("flush on close: {}", flushed.ToString());
+  for (rocksdb::ColumnFamilyHandle* handle : handles_) {
+    if (handle != nullptr) db_->DestroyColumnFamilyHandle(handle);
+  }
+  for (rocksdb::ColumnFamilyHandle* handle : other_handles_) db_->DestroyColumnFamilyHandle(handle);
+  rocksdb::Status closed = db_->Close();
+  if (!closed.ok()) log::Get("storage")->error("close: {}", closed.ToString());
+  delete db_;
+}
+
+const rocksdb::Snapshot* RocksDbEngineImpl::RocksSnapshot(const ReadOptions& options) const {
+  if (options.snapshot == nullptr) return nullptr;
+  const auto* snapshot = dynamic_cast<const RocksDbSnapshot*>(options.snapshot);
+  CAIRN_CHECK_MSG(snapshot != nullptr && snapshot->db == db_,
+                  "snapshot does not belong to this engine");
+  return snapshot->snapshot;
+}
+
+Result<bool> RocksDbEngineImpl::Get(const ReadOptions& options, Family family, std::string_view key,
+                                    std::string* value) {
+  rocksdb::ReadOptions read_options;
+  read_options.snapshot = RocksSnapshot(options);
+  rocksdb::PinnableSlice pinned;
+  rocksdb::Status status = db_->Get(read_options, handle(family), ToSlice(key), &pinned);
+  if (status.IsNotFound()) return false;
+  if (!status.ok()) return FromRocks(status);
+  if (value != nullptr) value->assign(pinned.data(), pinned.size());
+  return true;
+}
+
+std::unique_ptr<Iterator> RocksDbEngineImpl::NewIteratorImpl(const ReadOptions& options,
+                                                             Family family,
+                                                             rocksdb::WriteBatchWithIndex* batch) {
+  auto iterator = std::make_unique<BoundedIterator>(options, RocksSnapshot(options));
+  rocksdb::Iterator* base = db_->NewIterator(iterator->read_options(), handle(family));
+  if (batch == nullptr) {
+    iterator->SetInner(base);
+  } else {
+    iterator->SetInner(batch->NewIteratorWithBase(handle(family), base, &iterator->read_options()));
+  }
+  return iterator;
+}
+
+std::unique_ptr<Iterator> RocksDbEngineImpl::NewIterator(const ReadOptions& options,
+                                                         Family family) {
+  return NewIteratorImpl(options, family, nullptr);
+}
+
+std::shared_ptr<const Snapshot> RocksDbEngineImpl::GetSnapshot() {
+  return std::make_shared<const RocksDbSnapshot>(db_, db_->GetSnapshot());
+}
+
+std::unique_ptr<WriteBatch> RocksDbEngineImpl::NewWriteBatch() {
+  return std::make_unique<RocksDbWriteBatch>(this);
+}
+
+Status RocksDbEngineImpl::Write(WriteBatch* batch) {
+  auto* rocks_batch = dynamic_cast<RocksDbWriteBatch*>(batch);
+  CAIRN_CHECK_MSG(rocks_batch != nullptr && rocks_batch->engine() == this,
+                  "batch does not belong to this engine");
+  if (rocks_batch->Count() == 0) return Status::Ok();
+  return FromRocks(db_->Write(write_options_, rocks_batch->rep()));
+}
+
+Status RocksDbEngineImpl::Flush() {
+  rocksdb::FlushOptions flush_options;
+  flush_options.wait = true;
+  flush_options.allow_write_stall = true;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles(handles_.begin(), handles_.end());
+  return FromRocks(db_->Flush(flush_options, handles));
+}
+
+Status RocksDbEngineImpl::CompactRange(Family family, std::string_view begin,
+                                       std::string_view end) {
+  FamilyCompaction& state = *compaction_[FamilyIndex(family)];
+  std::lock_guard manual_lock(state.manual_mutex);
+  // Flush all families first (one atomic flush) so the filter sees the latest writes.
+  CAIRN_RETURN_IF_ERROR(Flush());
+  {
+    std::lock_guard lock(state.state_mutex);
+    state.manual_active = true;
+    state.manual_full_pass = false;
+    state.begin = begin;
+    state.end = end;
+  }
+  rocksdb::CompactRangeOptions compact_options;
+  compact_options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  compact_options.exclusive_manual_compaction = false;  // background compactions go on
+  rocksdb::Slice begin_slice = ToSlice(begin);
+  rocksdb::Slice end_slice = ToSlice(end);
+  // RocksDB plans the levels to compact when the call starts; a background compaction that
+  // moves the range deeper meanwhile leaves it unfiltered. Then a second pass, over data now
+  // at rest, is the full one. A range with no data in files never gets a full pass.
+  rocksdb::Status status;
+  bool full_pass = false;
+  for (int pass = 0; pass < kCompactRangePassesMax && !full_pass && status.ok(); ++pass) {
+    status =
+        db_->CompactRange(compact_options, handle(family), begin.empty() ? nullptr : &begin_slice,
+                          end.empty() ? nullptr : &end_slice);
+    std::lock_guard lock(state.state_mutex);
+    full_pass = state.manual_full_pass;
+  }
+  std::lock_guard lock(state.state_mutex);
+  state.manual_active = false;
+  return FromRocks(status);
+}
+
+uint64_t RocksDbEngineImpl::ApproximateSizeBytes() {
+  uint64_t total = 0;
+  for (rocksdb::ColumnFamilyHandle* handle : handles_) {
+    for (const char* property :
+         {"rocksdb.live-sst-files-size", "rocksdb.cur-size-all-mem-tables"}) {
+      uint64_t value = 0;
+      if (db_->GetIntProperty(handle, property, &value)) total += value;
+    }
+  }
+  return total;
+}
+
+RocksDbWriteBatch::RocksDbWriteBatch(RocksDbEngineImpl* engine)
+    : engine_(engine),
+      batch_(rocksdb::BytewiseComparator(), /*reserved_bytes=*/0, /*overwrite_key=*/true) {}
+
+void RocksDbWriteBatch::Put(Family family, std::string_view key, std::string_view value) {
+  rocksdb::Status status = batch_.Put(engine_->handle(family), ToSlice(key), ToSlice(value));
+  CAIRN_CHECK_MSG(status.ok(), status.ToString().c_str());
+}
+
+void RocksDbWriteBatch::Delete(Family family, std::string_view key) {
+  rocksdb::Status status = batch_.Delete(engine_->handle(family), ToSlice(key));
+  CAIRN_CHECK_MSG(status.ok(), status.ToString().c_str());
+}
+
+Result<bool> RocksDbWriteBatch::Get(Family family, std::string_view key, std::string* value) {
+  rocksdb::PinnableSlice pinned;
+  rocksdb::Status status = batch_.GetFromBatchAndDB(engine_->db(), rocksdb::ReadOptions(),
+                                                    engine_->handle(family), ToSlice(key), &pinned);
+  if (status.IsNotFound()) return false;
+  if (!status.ok()) return FromRocks(status);
+  if (value != nullptr) value->assign(pinned.data(), pinned.size());
+  return true;
+}
+
+std::unique_ptr<Iterator> RocksDbWriteBatch::NewIterator(Family family,
+                                                         const ReadOptions& options) {
+  return engine_->NewIteratorImpl(options, family, &batch_);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Engine>> RocksDbEngine::Open(const EngineOptions& options) {
+  return RocksDbEngineImpl::Open(options);
+}
+
+}  // namespace cairn::storage

@@ -1,0 +1,265 @@
+// RocksDbEngine-specific behavior: persistence across reopen, atomic flush, crash recovery,
+// column family layout, and how CompactRange drives the compaction filter.
+#include "src/storage/rocksdb_engine.h"
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <mutex>
+
+#include "src/storage/engine_test_util.h"
+
+namespace cairn::storage::testing {
+namespace {
+
+std::unique_ptr<Engine> OpenOrDie(const EngineOptions& options) {
+  Result<std::unique_ptr<Engine>> opened = RocksDbEngine::Open(options);
+  CAIRN_CHECK_OK(opened.status());
+  return std::move(opened).value();
+}
+
+void WriteAcrossFamilies(Engine* engine, const std::string& tag, int keys) {
+  auto batch = engine->NewWriteBatch();
+  for (int i = 0; i < keys; ++i) {
+    std::string key = tag + "/" + std::to_string(i);
+    batch->Put(Family::kMeta, key, tag);
+    batch->Put(Family::kKvLatest, key, tag);
+    batch->Put(Family::kKvHistory, key, tag);
+  }
+  CAIRN_CHECK_OK(engine->Write(batch.get()));
+}
+
+// How many of the tag's keys each family holds.
+std::vector<int> CountAcrossFamilies(Engine* engine, const std::string& tag, int keys) {
+  std::vector<int> counts;
+  for (Family family : {Family::kMeta, Family::kKvLatest, Family::kKvHistory}) {
+    int count = 0;
+    for (int i = 0; i < keys; ++i) {
+      if (GetOne(engine, family, tag + "/" + std::to_string(i)) == tag) ++count;
+    }
+    counts.push_back(count);
+  }
+  return counts;
+}
+
+TEST(RocksDbEngineTest, CreatesOneColumnFamilyPerFamily) {
+  ScratchDir dir;
+  EngineOptions options = TestOptions(dir.path() + "/db");
+  OpenOrDie(options).reset();
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), options.path, &names).ok());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"default", "kv_history", "kv_latest", "meta"}));
+}
+
+TEST(RocksDbEngineTest, OpensADatabaseWithAnUnknownFamily) {
+  ScratchDir dir;
+  EngineOptions options = TestOptions(dir.path() + "/db");
+  {
+    rocksdb::Options raw;
+    raw.create_if_missing = true;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(raw, options.path, &db).ok());
+    rocksdb::ColumnFamilyHandle* handle = nullptr;
+    ASSERT_TRUE(db->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), "future", &handle).ok());
+    ASSERT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
+    delete db;
+  }
+  std::unique_ptr<Engine> engine = OpenOrDie(options);
+  PutOne(engine.get(), Family::kMeta, "k", "v");
+  EXPECT_EQ(GetOne(engine.get(), Family::kMeta, "k"), "v");
+}
+
+TEST(RocksDbEngineTest, OpenFailsCleanly) {
+  EXPECT_EQ(RocksDbEngine::Open(EngineOptions()).status().code(), StatusCode::kInvalidArgument);
+  ScratchDir dir;
+  std::string file = dir.path() + "/not-a-directory";
+  std::ofstream(file) << "x";
+  Result<std::unique_ptr<Engine>> opened = RocksDbEngine::Open(TestOptions(file + "/db"));
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), StatusCode::kIoError) << opened.status().ToString();
+}
+
+TEST(RocksDbEngineTest, ReopenKeepsFlushedData) {
+  ScratchDir dir;
+  EngineOptions options = TestOptions(dir.path() + "/db");
+  std::unique_ptr<Engine> engine = OpenOrDie(options);
+  WriteAcrossFamilies(engine.get(), "flushed", 100);
+  ASSERT_TRUE(engine->Flush().ok());
+  DeleteOne(engine.get(), Family::kKvLatest, "flushed/7");
+  ASSERT_TRUE(engine->Flush().ok());
+  engine.reset();
+  engine = OpenOrDie(options);
+  EXPECT_EQ(CountAcrossFamilies(engine.get(), "flushed", 100), (std::vector<int>{100, 99, 100}));
+}
+
+TEST(RocksDbEngineTest, CleanCloseKeepsUnflushedData) {
+  ScratchDir dir;
+  EngineOptions options = TestOptions(dir.path() + "/db");
+  std::unique_ptr<Engine> engine = OpenOrDie(options);
+  WriteAcrossFamilies(engine.get(), "unflushed", 10);
+  engine.reset();
+  engine = OpenOrDie(options);
+  EXPECT_EQ(CountAcrossFamilies(engine.get(), "unflushed", 10), (std::vector<int>{10, 10, 10}));
+}
+
+TEST(RocksDbEngineTest, AtomicFlushPersistsEveryFamily) {
+  ScratchDir dir;
+  EngineOptions options = TestOptions(dir.path() + "/db");
+  std::unique_ptr<Engine> engine = OpenOrDie(options);
+  for (int batch = 0; batch < 20; ++batch) {
+    WriteAcrossFamilies(engine.get(), "batch" + std::to_string(batch), 50);
+  }
+  ASSERT_TRUE(engine->Flush().ok());
+  engine.reset();
+  engine = OpenOrDie(options);
+  for (int batch = 0; batch < 20; ++batch) {
+    EXPECT_EQ(CountAcrossFamilies(engine.get(), "batch" + std::to_string(batch), 50),
+              (std::vector<int>{50, 50, 50}));
+  }
+}
+
+// The child half of CrashLosesUnflushedBatchesWholesale, run in a fresh process (a forked
+// copy of a process that already ran RocksDB would inherit its thread pools without their
+// threads): writes, flushes, writes more and dies without closing.
+constexpr char kCrashChildEnv[] = "CAIRN_STORAGE_CRASH_CHILD_DB";
+
+TEST(RocksDbEngineTest, CrashChildProcess) {
+  const char* path = getenv(kCrashChildEnv);
+  if (path == nullptr) GTEST_SKIP() << "runs only as the child of the crash test";
+  std::unique_ptr<Engine> engine = OpenOrDie(TestOptions(path));
+  WriteAcrossFamilies(engine.get(), "flushed", 100);
+  if (!engine->Flush().ok()) _exit(2);
+  WriteAcrossFamilies(engine.get(), "lost", 100);
+  _exit(0);  // no destructor: a crash
+}
+
+// The flushed batches survive in every family; the unflushed one is gone from every family
+// (RocksDB's WAL is off and nothing flushed it).
+TEST(RocksDbEngineTest, CrashLosesUnflushedBatchesWholesale) {
+  ScratchDir dir;
+  EngineOptions options = TestOptions(dir.path() + "/db");
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    setenv(kCrashChildEnv, options.path.c_str(), 1);
+    execl("/proc/self/exe", "storage_test", "--gtest_filter=RocksDbEngineTest.CrashChildProcess",
+          static_cast<char*>(nullptr));
+    _exit(3);
+  }
+  int wait_status = 0;
+  ASSERT_EQ(waitpid(child, &wait_status, 0), child);
+  ASSERT_TRUE(WIFEXITED(wait_status));
+  ASSERT_EQ(WEXITSTATUS(wait_status), 0);
+
+  std::unique_ptr<Engine> engine = OpenOrDie(options);
+  EXPECT_EQ(CountAcrossFamilies(engine.get(), "flushed", 100), (std::vector<int>{100, 100, 100}));
+  EXPECT_EQ(CountAcrossFamilies(engine.get(), "lost", 100), (std::vector<int>{0, 0, 0}));
+}
+
+// Records every filter RocksDB creates: its full_compaction flag and the keys it was shown.
+class RecordingFactory final : public CompactionFilterFactory {
+ public:
+  struct Record {
+    bool full_compaction;
+    std::vector<std::string> keys;
+  };
+
+  std::unique_ptr<CompactionFilter> Create(Family family, bool full_compaction) override {
+    if (family != Family::kKvHistory || !enabled) return nullptr;
+    std::lock_guard lock(mutex_);
+    records_.push_back(std::make_shared<Record>(Record{full_compaction, {}}));
+    return std::make_unique<Filter>(this, records_.back());
+  }
+  std::vector<Record> records() {
+    std::lock_guard lock(mutex_);
+    std::vector<Record> out;
+    for (const auto& record : records_) out.push_back(*record);
+    return out;
+  }
+  void clear() {
+    std::lock_guard lock(mutex_);
+    records_.clear();
+  }
+  std::atomic<bool> enabled = true;
+
+ private:
+  struct Filter final : CompactionFilter {
+    Filter(RecordingFactory* factory, std::shared_ptr<Record> record)
+        : factory(factory), record(std::move(record)) {}
+    bool ShouldDrop(std::string_view key, std::string_view value) override {
+      std::lock_guard lock(factory->mutex_);
+      record->keys.emplace_back(key);
+      return value.starts_with("drop");
+    }
+    RecordingFactory* factory;
+    std::shared_ptr<Record> record;
+  };
+
+  std::mutex mutex_;
+  std::vector<std::shared_ptr<Record>> records_;
+};
+
+std::string Key(int i) {
+  char key[8];
+  snprintf(key, sizeof(key), "k%03d", i);
+  return key;
+}
+
+// With data in two files and a range covering only one, the last step of CompactRange is a
+// full compaction restricted to the range: the filter sees exactly the keys in range, and
+// drop-values just outside the range (in the same file) survive.
+TEST(RocksDbEngineTest, CompactRangeLastStepIsFullAndSeesOnlyTheRange) {
+  ScratchDir dir;
+  auto factory = std::make_shared<RecordingFactory>();
+  std::unique_ptr<Engine> engine = OpenOrDie(TestOptions(dir.path() + "/db", factory));
+  auto write = [&](int from, int to) {
+    auto batch = engine->NewWriteBatch();
+    for (int i = from; i < to; ++i) batch->Put(Family::kKvHistory, Key(i), "drop");
+    CAIRN_CHECK_OK(engine->Write(batch.get()));
+  };
+  write(0, 50);
+  // Move the first file to the bottommost level without dropping anything yet.
+  factory->enabled = false;
+  ASSERT_TRUE(engine->CompactRange(Family::kKvHistory, "", "").ok());
+  factory->enabled = true;
+  write(50, 100);
+  ASSERT_TRUE(engine->Flush().ok());  // a second file, in L0
+
+  factory->clear();
+  ASSERT_TRUE(engine->CompactRange(Family::kKvHistory, Key(10), Key(20)).ok());
+  bool saw_restricted_full = false;
+  for (const RecordingFactory::Record& record : factory->records()) {
+    if (!record.full_compaction) continue;
+    saw_restricted_full = true;
+    for (const std::string& key : record.keys) {
+      EXPECT_TRUE(key >= Key(10) && key < Key(20)) << key;
+    }
+  }
+  EXPECT_TRUE(saw_restricted_full);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(GetOne(engine.get(), Family::kKvHistory, Key(i)).has_value(), i < 10 || i >= 20) << i;
+  }
+}
+
+TEST(RocksDbEngineTest, SnapshotsAndIteratorsCanOutliveWritesAndFlushes) {
+  ScratchDir dir;
+  std::unique_ptr<Engine> engine = OpenOrDie(TestOptions(dir.path() + "/db"));
+  PutOne(engine.get(), Family::kKvLatest, "a", "1");
+  std::shared_ptr<const Snapshot> snapshot = engine->GetSnapshot();
+  ReadOptions at_snapshot;
+  at_snapshot.snapshot = snapshot.get();
+  auto it = engine->NewIterator(at_snapshot, Family::kKvLatest);
+  for (int i = 0; i < 1000; ++i) PutOne(engine.get(), Family::kKvLatest, "a", std::to_string(i));
+  ASSERT_TRUE(engine->Flush().ok());
+  EXPECT_EQ(ScanForward(it.get()), (KeyValues{{"a", "1"}}));
+  EXPECT_EQ(GetOne(engine.get(), Family::kKvLatest, "a", snapshot.get()), "1");
+  EXPECT_EQ(GetOne(engine.get(), Family::kKvLatest, "a"), "999");
+}
+
+}  // namespace
+}  // namespace cairn::storage::testing
