@@ -57,7 +57,10 @@ std::unique_ptr<cairn::Store> g_put_store;
 std::atomic<uint64_t> g_put_counter{0};
 
 void BM_DurablePut(benchmark::State& state) {
-  if (state.thread_index() == 0) g_put_store = OpenFresh("put");
+  if (state.thread_index() == 0) {
+    g_put_store.reset();  // the previous run's store must release its lock first
+    g_put_store = OpenFresh("put");
+  }
   // Google Benchmark starts all threads' loops together, after thread 0's setup above.
   const std::string value(kValueBytes, 'v');
   for (auto _ : state) {

@@ -238,6 +238,7 @@ Status Node::Close() {
   if (apply_thread_.joinable()) apply_thread_.join();
   if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
   if (failed_.load()) return CurrentFailure();
+  if (!committer_) return Status::Ok();  // Open failed part way: nothing was written
   if (options_.checkpoint_interval_entries == 0) return engine_->Flush();  // keep the whole log
   return Checkpoint();
 }

@@ -152,3 +152,22 @@ TEST_F(NodeTest, WalSyncFailureStopsWritesWithoutCrashing) {
 
 }  // namespace
 }  // namespace cairn::node
+
+namespace cairn::node {
+namespace {
+
+// Regression: a failed Open destroyed a half-built Node whose Close() checkpointed through
+// parts that did not exist (segfault).
+TEST_F(NodeTest, FailedOpenReturnsAnErrorAndDoesNotCrash) {
+  {
+    auto node = OpenNode();
+    ASSERT_TRUE(node.ok());
+    ASSERT_TRUE(ProposeAndWait(node->get(), PutCommand("k", "v")).first.ok());
+  }
+  fs::remove_all(dir_ / "wal");  // state now ahead of the log: Open must fail cleanly
+  auto node = OpenNode(/*checkpoint_entries=*/1000);
+  EXPECT_EQ(node.status().code(), StatusCode::kCorruption);
+}
+
+}  // namespace
+}  // namespace cairn::node
