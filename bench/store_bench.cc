@@ -43,6 +43,7 @@ std::unique_ptr<cairn::Store> OpenFresh(const char* name) {
   cairn::StoreOptions options;
   options.dir = dir;
   options.block_cache_bytes = 1ull << 30;
+  options.key_cache_bytes = 1ull << 30;  // holds the whole 1M-key read set
   auto store = cairn::Store::Open(options);
   if (!store.ok()) {
     std::fprintf(stderr, "open %s: %s\n", dir.c_str(), store.status().ToString().c_str());

@@ -61,6 +61,9 @@ struct StoreOptions {
   size_t wal_segment_size_bytes = 64ull << 20;
   // RocksDB block cache. Default: 256 MiB.
   size_t block_cache_bytes = 256ull << 20;
+  // Cache of hot keys' current values serving point reads without touching RocksDB.
+  // Default: 256 MiB.
+  size_t key_cache_bytes = 256ull << 20;
   // Flush state and drop covered WAL segments every this many writes; 0 keeps the whole log.
   // Default: 1,000,000.
   uint64_t checkpoint_interval_entries = 1'000'000;

@@ -57,6 +57,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   node_options.filesystem = options.filesystem;
   node_options.memory_engine = options.memory_engine;
   node_options.engine.block_cache_bytes = options.block_cache_bytes;
+  node_options.kv.latest_cache_bytes = options.key_cache_bytes;
   node_options.wal.segment_size_bytes = options.wal_segment_size_bytes;
   node_options.checkpoint_interval_entries = options.checkpoint_interval_entries;
   CAIRN_ASSIGN_OR_RETURN(impl->node, node::Node::Open(std::move(node_options)));

@@ -92,16 +92,18 @@ Result<uint32_t> HashHistory(internal::View* view, int64_t compacted, int64_t re
 }  // namespace
 
 KvState::KvState(storage::Engine* engine, std::shared_ptr<HistoryCompactionFilterFactory> filter,
-                 const Revisions& revisions)
+                 const Revisions& revisions, const KvStateOptions& options)
     : engine_(engine),
       filter_(std::move(filter)),
       pending_(revisions),
       written_(revisions),
+      cache_(options.latest_cache_bytes),
       published_current_(revisions.current),
       published_compacted_(revisions.compacted) {}
 
 Result<std::unique_ptr<KvState>> KvState::Open(
-    storage::Engine* engine, std::shared_ptr<HistoryCompactionFilterFactory> filter) {
+    storage::Engine* engine, std::shared_ptr<HistoryCompactionFilterFactory> filter,
+    const KvStateOptions& options) {
   CAIRN_CHECK(engine != nullptr && filter != nullptr);
   std::shared_ptr<const storage::Snapshot> snapshot = engine->GetSnapshot();
   internal::SnapshotView view(engine, snapshot.get());
@@ -126,7 +128,7 @@ Result<std::unique_ptr<KvState>> KvState::Open(
                               std::to_string(revisions.compacted));
   }
   filter->SetCompactedRevision(revisions.compacted);
-  return std::unique_ptr<KvState>(new KvState(engine, std::move(filter), revisions));
+  return std::unique_ptr<KvState>(new KvState(engine, std::move(filter), revisions, options));
 }
 
 Status KvState::ReadRevisions(const storage::Snapshot* snapshot, Revisions* revisions) const {
@@ -137,9 +139,69 @@ Status KvState::ReadRevisions(const storage::Snapshot* snapshot, Revisions* revi
                           &revisions->compacted);
 }
 
+bool KvState::CachedPointRange(const etcdserverpb::RangeRequest& req,
+                               etcdserverpb::RangeResponse* resp, Status* status) const {
+  if (!cache_.enabled() || !req.range_end().empty() || req.revision() > 0 ||
+      req.min_mod_revision() != 0 || req.max_mod_revision() != 0 ||
+      req.min_create_revision() != 0 || req.max_create_revision() != 0 || req.key().empty() ||
+      !etcdserverpb::RangeRequest::SortOrder_IsValid(req.sort_order()) ||
+      !etcdserverpb::RangeRequest::SortTarget_IsValid(req.sort_target())) {
+    return false;  // the general path owns every other case, and its errors
+  }
+  std::string record;
+  LatestCache::Lookup lookup = LatestCache::Lookup::kMiss;
+  int64_t revision = 0;
+  constexpr int kAttemptsMax = 3;
+  for (int attempt = 0; attempt < kAttemptsMax; ++attempt) {
+    const uint64_t sequence = cache_.ReadBegin();
+    revision = published_current_.load(std::memory_order_acquire);
+    lookup = cache_.Get(req.key(), &record);
+    if (lookup == LatestCache::Lookup::kMiss) break;
+    if (cache_.ReadValidate(sequence)) break;
+    lookup = LatestCache::Lookup::kMiss;  // a publish overlapped: the pair may be torn
+  }
+  if (lookup == LatestCache::Lookup::kMiss) {
+    // One snapshot gives the record and the revision it belongs to; remember it.
+    std::shared_ptr<const storage::Snapshot> snapshot = engine_->GetSnapshot();
+    Revisions revisions;
+    *status = ReadRevisions(snapshot.get(), &revisions);
+    if (!status->ok()) return true;
+    internal::SnapshotView view(engine_, snapshot.get());
+    Result<bool> found = view.Get(Family::kKvLatest, req.key(), &record);
+    if (!found.ok()) {
+      *status = found.status();
+      return true;
+    }
+    cache_.Fill(req.key(), *found ? &record : nullptr, revisions.current);
+    lookup = *found ? LatestCache::Lookup::kPresent : LatestCache::Lookup::kAbsent;
+    revision = revisions.current;
+  }
+  resp->mutable_header()->set_revision(revision);
+  if (lookup == LatestCache::Lookup::kAbsent) {
+    *status = Status::Ok();
+    return true;
+  }
+  format::RecordView decoded;
+  if (!format::DecodeLatestRecord(record, &decoded)) {
+    resp->Clear();
+    *status = Status::Corruption("mvcc: undecodable kv_latest record");
+    return true;
+  }
+  resp->set_count(1);
+  if (!req.count_only()) {
+    mvccpb::KeyValue* kv = resp->add_kvs();
+    internal::FillKeyValue(req.key(), decoded, kv);
+    if (req.keys_only()) kv->clear_value();
+  }
+  *status = Status::Ok();
+  return true;
+}
+
 Status KvState::Range(const etcdserverpb::RangeRequest& req,
                       etcdserverpb::RangeResponse* resp) const {
   resp->Clear();
+  Status cached;
+  if (CachedPointRange(req, resp, &cached)) return cached;
   std::shared_ptr<const storage::Snapshot> snapshot = engine_->GetSnapshot();
   Revisions revisions;
   CAIRN_RETURN_IF_ERROR(ReadRevisions(snapshot.get(), &revisions));
@@ -147,8 +209,10 @@ Status KvState::Range(const etcdserverpb::RangeRequest& req,
   int64_t read_revision = 0;
   CAIRN_RETURN_IF_ERROR(internal::ExecuteRange(&view, req, revisions.current, revisions.compacted,
                                                resp, &read_revision));
-  // A compaction written after the snapshot may have dropped entries this read used.
-  if (read_revision < filter_->CompactedRevision()) {
+  // A compaction written after the snapshot may have dropped history entries this read used.
+  // A read at the snapshot's current revision used kv_latest, which compaction never touches
+  // (regression: such reads failed as "compacted" when a reader's snapshot fell behind).
+  if (read_revision < revisions.current && read_revision < filter_->CompactedRevision()) {
     resp->Clear();
     return ErrCompacted();
   }
@@ -169,7 +233,8 @@ Status KvState::ReadOnlyTxn(const etcdserverpb::TxnRequest& req,
   internal::CommandExecutor executor(&view, nullptr, revisions.current, revisions.compacted,
                                      nullptr);
   Status status = executor.Txn(req, /*write_txn=*/false, resp);
-  if (status.ok() && executor.min_read_revision() < filter_->CompactedRevision()) {
+  if (status.ok() && executor.min_read_revision() < revisions.current &&
+      executor.min_read_revision() < filter_->CompactedRevision()) {
     status = ErrCompacted();
   }
   if (!status.ok()) {
@@ -231,6 +296,8 @@ Status KvState::ApplyPut(storage::WriteBatch* batch, const etcdserverpb::PutRequ
   internal::BatchView view(batch);
   internal::CommandExecutor executor(&view, batch, pending_.current, pending_.compacted,
                                      events != nullptr ? &command_events : nullptr);
+  std::vector<internal::LatestChange> latest_changes;
+  if (cache_.enabled()) executor.set_latest_changes(&latest_changes);
   batch->SetSavePoint();
   Status status = executor.Put(req, resp);
   if (!status.ok()) {
@@ -244,6 +311,7 @@ Status KvState::ApplyPut(storage::WriteBatch* batch, const etcdserverpb::PutRequ
   next.format_version_written = true;
   batch->PopSavePoint();
   pending_ = next;
+  KeepLatestChanges(&latest_changes);
   if (events != nullptr) {
     for (auto& event : command_events) events->push_back(std::move(event));
   }
@@ -260,6 +328,8 @@ Status KvState::ApplyDeleteRange(storage::WriteBatch* batch,
   internal::BatchView view(batch);
   internal::CommandExecutor executor(&view, batch, pending_.current, pending_.compacted,
                                      events != nullptr ? &command_events : nullptr);
+  std::vector<internal::LatestChange> latest_changes;
+  if (cache_.enabled()) executor.set_latest_changes(&latest_changes);
   batch->SetSavePoint();
   Status status = executor.DeleteRange(req, resp);
   if (!status.ok()) {
@@ -275,6 +345,7 @@ Status KvState::ApplyDeleteRange(storage::WriteBatch* batch,
   }
   batch->PopSavePoint();
   pending_ = next;
+  KeepLatestChanges(&latest_changes);
   if (events != nullptr) {
     for (auto& event : command_events) events->push_back(std::move(event));
   }
@@ -289,6 +360,8 @@ Status KvState::ApplyTxn(storage::WriteBatch* batch, const etcdserverpb::TxnRequ
   internal::BatchView view(batch);
   internal::CommandExecutor executor(&view, batch, pending_.current, pending_.compacted,
                                      events != nullptr ? &command_events : nullptr);
+  std::vector<internal::LatestChange> latest_changes;
+  if (cache_.enabled()) executor.set_latest_changes(&latest_changes);
   batch->SetSavePoint();
   Status status = executor.Txn(req, /*write_txn=*/!IsTxnReadOnly(req), resp);
   if (!status.ok()) {
@@ -305,6 +378,7 @@ Status KvState::ApplyTxn(storage::WriteBatch* batch, const etcdserverpb::TxnRequ
   batch->PopSavePoint();
   resp->mutable_header()->set_revision(next.current);
   pending_ = next;
+  KeepLatestChanges(&latest_changes);
   if (events != nullptr) {
     for (auto& event : command_events) events->push_back(std::move(event));
   }
@@ -327,14 +401,34 @@ Status KvState::ApplyCompaction(storage::WriteBatch* batch,
   return Status::Ok();
 }
 
+void KvState::KeepLatestChanges(std::vector<internal::LatestChange>* changes) {
+  for (auto& change : *changes) pending_latest_.push_back(std::move(change));
+  changes->clear();
+}
+
 void KvState::OnBatchWritten() {
   written_ = pending_;
+  // The cache and the revision change together inside the publish window, so a reader sees
+  // either the old pair or the new one (latest_cache.h).
+  cache_.BeginPublish();
+  for (const auto& change : pending_latest_) {
+    if (change.deleted) {
+      cache_.MarkAbsent(change.key, written_.current);
+    } else {
+      cache_.Update(change.key, change.record, written_.current);
+    }
+  }
+  pending_latest_.clear();
   published_current_.store(written_.current);
+  cache_.EndPublish();
   published_compacted_.store(written_.compacted);
   filter_->SetCompactedRevision(written_.compacted);
 }
 
-void KvState::OnBatchAborted() { pending_ = written_; }
+void KvState::OnBatchAborted() {
+  pending_ = written_;
+  pending_latest_.clear();
+}
 
 Status KvState::CompactPhysically() { return engine_->CompactRange(Family::kKvHistory, "", ""); }
 

@@ -30,10 +30,18 @@
 #include "src/base/result.h"
 #include "src/base/status.h"
 #include "src/mvcc/compaction_filter.h"
+#include "src/mvcc/kv_txn.h"
+#include "src/mvcc/latest_cache.h"
 #include "src/mvcc/validation.h"
 #include "src/storage/engine.h"
 
 namespace cairn::mvcc {
+
+struct KvStateOptions {
+  // Bytes of the cache of hot keys' current records (latest_cache.h) that serves point reads
+  // at the current revision; 0 disables it. Default: 64 MiB.
+  size_t latest_cache_bytes = 64ull << 20;
+};
 
 class KvState {
  public:
@@ -42,7 +50,8 @@ class KvState {
   // to the engine in EngineOptions. Errors: FailedPrecondition for an unknown format
   // version, Corruption for undecodable meta values, engine errors.
   static Result<std::unique_ptr<KvState>> Open(
-      storage::Engine* engine, std::shared_ptr<HistoryCompactionFilterFactory> filter);
+      storage::Engine* engine, std::shared_ptr<HistoryCompactionFilterFactory> filter,
+      const KvStateOptions& options = {});
 
   KvState(const KvState&) = delete;
   KvState& operator=(const KvState&) = delete;
@@ -105,7 +114,14 @@ class KvState {
   };
 
   KvState(storage::Engine* engine, std::shared_ptr<HistoryCompactionFilterFactory> filter,
-          const Revisions& revisions);
+          const Revisions& revisions, const KvStateOptions& options);
+
+  // Point read at the current revision through the cache of hot keys. Returns false when
+  // the request is not such a read (the caller takes the general path).
+  bool CachedPointRange(const etcdserverpb::RangeRequest& req, etcdserverpb::RangeResponse* resp,
+                        Status* status) const;
+  // Moves a successful command's kv_latest changes to the batch's pending list.
+  void KeepLatestChanges(std::vector<internal::LatestChange>* changes);
 
   // Reads the meta revisions of a snapshot.
   Status ReadRevisions(const storage::Snapshot* snapshot, Revisions* revisions) const;
@@ -120,6 +136,11 @@ class KvState {
   // the state of the last written batch.
   Revisions pending_;
   Revisions written_;
+
+  // Apply thread only: kv_latest changes of the unwritten batch, published to the cache
+  // together with the revision in OnBatchWritten.
+  std::vector<internal::LatestChange> pending_latest_;
+  mutable LatestCache cache_;
 
   std::atomic<int64_t> published_current_;
   std::atomic<int64_t> published_compacted_;

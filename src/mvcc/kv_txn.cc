@@ -61,6 +61,7 @@ Status CommandExecutor::Put(const etcdserverpb::PutRequest& req, etcdserverpb::P
     AddEvent(mvccpb::Event::PUT, std::move(kv), found ? &prev : nullptr);
   }
   batch_->Put(Family::kKvLatest, req.key(), latest);
+  if (latest_changes_ != nullptr) latest_changes_->push_back({req.key(), latest, false});
   batch_->Put(Family::kKvHistory, format::HistoryKey(req.key(), revision), history);
   ++changes_;
   return Status::Ok();
@@ -88,6 +89,7 @@ Status CommandExecutor::DeleteRange(const etcdserverpb::DeleteRangeRequest& req,
       tombstone.clear();
       format::AppendHistoryTombstone(&tombstone, changes_);
       batch_->Delete(Family::kKvLatest, kv.key());
+      if (latest_changes_ != nullptr) latest_changes_->push_back({kv.key(), {}, true});
       batch_->Put(Family::kKvHistory, format::HistoryKey(kv.key(), revision), tombstone);
       ++changes_;
       ++deleted;

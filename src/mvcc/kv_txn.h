@@ -17,6 +17,13 @@ namespace cairn::mvcc::internal {
 
 // One command's execution context: every change gets main revision begin + 1 and the next
 // sub revision. Writes go to `batch` (nullptr for a read-only txn: then only ranges run).
+// A change to kv_latest made by a command, for the cache of hot keys (latest_cache.h).
+struct LatestChange {
+  std::string key;
+  std::string record;  // encoded latest record; empty when deleted
+  bool deleted = false;
+};
+
 class CommandExecutor {
  public:
   CommandExecutor(View* view, storage::WriteBatch* batch, int64_t begin_revision, int64_t compacted,
@@ -26,6 +33,9 @@ class CommandExecutor {
         begin_revision_(begin_revision),
         compacted_(compacted),
         events_(events) {}
+
+  // Every kv_latest write of this command is also appended to *changes (when set).
+  void set_latest_changes(std::vector<LatestChange>* changes) { latest_changes_ = changes; }
 
   Status Put(const etcdserverpb::PutRequest& req, etcdserverpb::PutResponse* resp);
   Status DeleteRange(const etcdserverpb::DeleteRangeRequest& req,
@@ -62,6 +72,7 @@ class CommandExecutor {
   const int64_t begin_revision_;
   const int64_t compacted_;
   std::vector<mvccpb::Event>* const events_;
+  std::vector<LatestChange>* latest_changes_ = nullptr;
   int64_t changes_ = 0;
   int64_t min_read_revision_ = INT64_MAX;
 };

@@ -42,7 +42,7 @@ Status Node::OpenParts() {
   } else {
     CAIRN_ASSIGN_OR_RETURN(engine_, storage::RocksDbEngine::Open(engine_options));
   }
-  CAIRN_ASSIGN_OR_RETURN(kv_, mvcc::KvState::Open(engine_.get(), filter_));
+  CAIRN_ASSIGN_OR_RETURN(kv_, mvcc::KvState::Open(engine_.get(), filter_, options_.kv));
   CAIRN_ASSIGN_OR_RETURN(applier_, Applier::Open(engine_.get(), kv_.get()));
   CAIRN_ASSIGN_OR_RETURN(wal_, wal::Wal::Open(fs, options_.data_dir + "/wal", options_.wal));
   const wal::RecoveryInfo& recovery = wal_->recovery();

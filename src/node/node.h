@@ -48,6 +48,7 @@ struct NodeOptions {
   bool memory_engine = false;
   // Engine tuning; `path` and the compaction filter are set by the Node.
   storage::EngineOptions engine;
+  mvcc::KvStateOptions kv;
   wal::WalOptions wal;
   wal::GroupCommitter::Options group_commit;
   // Most commands applied in one engine batch. Default: 1024.

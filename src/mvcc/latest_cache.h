@@ -1,0 +1,86 @@
+// LatestCache: a bounded cache of current-revision records of hot keys, in front of the
+// engine's kv_latest family, so that point reads at the current revision cost a hash lookup
+// instead of a RocksDB Get. It never holds all keys: entries are evicted (LRU per shard) past
+// capacity_bytes, and the data set stays bounded by disk, not RAM.
+//
+// Coherence protocol (the apply thread is the only writer of the state):
+//  * The apply thread calls Update/MarkAbsent for every key it changed, after the engine
+//    write, between BeginPublish() and EndPublish(), together with publishing the new
+//    revision. Readers bracket a lookup with ReadBegin()/ReadValidate(): when no publish
+//    overlapped, the cached record and the revision they read belong to the same state.
+//  * A reader that missed may Fill() what it read from an engine snapshot at revision
+//    `read_revision`. Fill never replaces an entry (the apply thread's entry is newer or
+//    equal), and is dropped when the shard evicted anything since `read_revision` (the
+//    evicted entry might have been a newer version of this key).
+//
+// Thread-safety: all methods are thread-safe; Update/MarkAbsent/BeginPublish/EndPublish are
+// called by the apply thread only.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace cairn::mvcc {
+
+class LatestCache {
+ public:
+  enum class Lookup { kMiss, kPresent, kAbsent };
+
+  // capacity_bytes == 0 disables the cache (every lookup misses, updates do nothing).
+  explicit LatestCache(size_t capacity_bytes, size_t shard_count = 64);
+  LatestCache(const LatestCache&) = delete;
+  LatestCache& operator=(const LatestCache&) = delete;
+
+  // Readers. kPresent copies the encoded record into *record.
+  Lookup Get(std::string_view key, std::string* record);
+  void Fill(std::string_view key, const std::string* record_or_null, int64_t read_revision);
+
+  // Seqlock around publishes. ReadBegin returns an even sequence, waiting out a publish in
+  // progress; ReadValidate is true when no publish started since.
+  uint64_t ReadBegin() const;
+  bool ReadValidate(uint64_t sequence) const;
+
+  // Apply thread only.
+  void BeginPublish();
+  void Update(std::string_view key, std::string_view record, int64_t revision);
+  void MarkAbsent(std::string_view key, int64_t revision);
+  void EndPublish();
+
+  size_t SizeBytes() const;
+  bool enabled() const { return capacity_bytes_ > 0; }
+
+ private:
+  struct Entry {
+    std::string key;
+    std::string record;
+    bool absent = false;
+  };
+  struct Shard {
+    std::mutex mutex;
+    std::list<Entry> lru;  // front = most recently used; GUARDED_BY(mutex)
+    std::unordered_map<std::string_view, std::list<Entry>::iterator> index;  // GUARDED_BY(mutex)
+    size_t bytes = 0;                     // GUARDED_BY(mutex)
+    int64_t evicted_at_revision = 0;      // GUARDED_BY(mutex)
+  };
+
+  Shard& ShardFor(std::string_view key);
+  void Put(Shard& shard, std::string_view key, std::string_view record, bool absent,
+           int64_t revision, bool replace);
+  static size_t Charge(const Entry& e) { return e.key.size() + e.record.size() + 96; }
+
+  const size_t capacity_bytes_;
+  const size_t shard_capacity_bytes_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::atomic<uint64_t> sequence_{0};
+  // Highest revision passed to Update/MarkAbsent (apply thread).
+  std::atomic<int64_t> newest_revision_{0};
+};
+
+}  // namespace cairn::mvcc

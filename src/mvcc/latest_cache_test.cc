@@ -1,0 +1,70 @@
+#include "src/mvcc/latest_cache.h"
+
+#include <gtest/gtest.h>
+
+namespace cairn::mvcc {
+namespace {
+
+TEST(LatestCacheTest, UpdateGetAndAbsent) {
+  LatestCache cache(1 << 20);
+  std::string record;
+  EXPECT_EQ(cache.Get("a", &record), LatestCache::Lookup::kMiss);
+  cache.BeginPublish();
+  cache.Update("a", "record-a", 2);
+  cache.MarkAbsent("b", 2);
+  cache.EndPublish();
+  EXPECT_EQ(cache.Get("a", &record), LatestCache::Lookup::kPresent);
+  EXPECT_EQ(record, "record-a");
+  EXPECT_EQ(cache.Get("b", &record), LatestCache::Lookup::kAbsent);
+}
+
+TEST(LatestCacheTest, FillNeverReplacesAnApplyThreadEntry) {
+  LatestCache cache(1 << 20);
+  cache.Update("a", "new", 5);
+  std::string old = "old";
+  cache.Fill("a", &old, 4);  // a reader's older snapshot
+  std::string record;
+  ASSERT_EQ(cache.Get("a", &record), LatestCache::Lookup::kPresent);
+  EXPECT_EQ(record, "new");
+}
+
+TEST(LatestCacheTest, FillAfterANewerEvictionIsDropped) {
+  // One shard of ~300 bytes: a second entry evicts the first.
+  LatestCache cache(300, /*shard_count=*/1);
+  cache.Update("a", std::string(100, 'x'), 7);
+  cache.Update("b", std::string(100, 'y'), 8);  // evicts "a" at revision 8
+  std::string record;
+  EXPECT_EQ(cache.Get("a", &record), LatestCache::Lookup::kMiss);
+  std::string stale = "value of a read at revision 6";
+  cache.Fill("a", &stale, 6);  // might predate the evicted version: must not be cached
+  EXPECT_EQ(cache.Get("a", &record), LatestCache::Lookup::kMiss);
+  cache.Fill("a", &stale, 8);  // read after the eviction: safe to cache
+  EXPECT_EQ(cache.Get("a", &record), LatestCache::Lookup::kPresent);
+}
+
+TEST(LatestCacheTest, StaysWithinCapacity) {
+  LatestCache cache(64 << 10, /*shard_count=*/4);
+  for (int i = 0; i < 10000; ++i) cache.Update("key" + std::to_string(i), std::string(50, 'v'), i);
+  EXPECT_LE(cache.SizeBytes(), 64u << 10);
+  EXPECT_GT(cache.SizeBytes(), 32u << 10);
+}
+
+TEST(LatestCacheTest, ReadValidateFailsAcrossAPublish) {
+  LatestCache cache(1 << 20);
+  uint64_t sequence = cache.ReadBegin();
+  EXPECT_TRUE(cache.ReadValidate(sequence));
+  cache.BeginPublish();
+  cache.EndPublish();
+  EXPECT_FALSE(cache.ReadValidate(sequence));
+}
+
+TEST(LatestCacheTest, DisabledCacheMissesAlways) {
+  LatestCache cache(0);
+  EXPECT_FALSE(cache.enabled());
+  cache.Update("a", "r", 1);
+  std::string record;
+  EXPECT_EQ(cache.Get("a", &record), LatestCache::Lookup::kMiss);
+}
+
+}  // namespace
+}  // namespace cairn::mvcc
