@@ -60,6 +60,7 @@ std::string PrefixEnd(std::string key) {
 }
 
 struct RangeFlags {
+  std::string key;
   std::string range_end;
   int64_t revision = 0, limit = 0;
   bool keys_only = false, count_only = false;
@@ -68,6 +69,7 @@ struct RangeFlags {
 
 RangeFlags ParseRangeFlags(const std::vector<std::string>& w) {
   RangeFlags f;
+  f.key = w[1];
   for (size_t i = 2; i < w.size(); ++i) {
     if (w[i] == "--prefix") {
       f.range_end = PrefixEnd(w[1]);
@@ -84,6 +86,11 @@ RangeFlags ParseRangeFlags(const std::vector<std::string>& w) {
       f.error = "unknown flag " + w[i];
     }
   }
+  // As etcdctl: an empty key with --prefix or --from-key means every key.
+  if (f.key.empty() && !f.range_end.empty()) {
+    f.key = std::string(1, '\0');
+    f.range_end = std::string(1, '\0');
+  }
   return f;
 }
 
@@ -95,7 +102,7 @@ void Get(cairn::Store* store, const std::vector<std::string>& w) {
   RangeFlags f = ParseRangeFlags(w);
   if (!f.error.empty()) return (void)std::printf("Error: %s\n", f.error.c_str());
   etcdserverpb::RangeRequest request;
-  request.set_key(w[1]);
+  request.set_key(f.key);
   request.set_range_end(f.range_end);
   request.set_revision(f.revision);
   request.set_limit(f.limit);
@@ -121,7 +128,7 @@ void Execute(cairn::Store* store, const std::vector<std::string>& w) {
   } else if (cmd == "del" && w.size() >= 2) {
     RangeFlags f = ParseRangeFlags(w);
     if (!f.error.empty()) return (void)std::printf("Error: %s\n", f.error.c_str());
-    auto deleted = store->Delete(w[1], f.range_end);
+    auto deleted = store->Delete(f.key, f.range_end);
     if (!deleted.ok()) return PrintError(deleted.status());
     std::printf("%lld\n", static_cast<long long>(*deleted));
   } else if (cmd == "compact" && w.size() == 2) {
