@@ -27,9 +27,13 @@ run: build
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
+# Micro benchmarks on the real disk (data in $(BUILD)/bench-data), 3 repetitions each,
+# medians reported; results and their reading are in docs/benchmarks.md.
+BENCH_FLAGS ?= --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 bench: build
-	@$(BUILD)/bin/wal_bench --benchmark_min_time=0.5
-	@$(BUILD)/bin/store_bench
+	@mkdir -p $(BUILD)/bench-data
+	@CAIRN_BENCH_DIR=$(BUILD)/bench-data $(BUILD)/bin/wal_bench $(BENCH_FLAGS)
+	@CAIRN_BENCH_DIR=$(BUILD)/bench-data $(BUILD)/bin/store_bench $(BENCH_FLAGS)
 
 fmt:
 	@git ls-files '*.cc' '*.h' | xargs clang-format -i
