@@ -194,4 +194,13 @@ BENCHMARK(BM_Range1000)->UseRealTime()->MinTime(3.0);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  // Close the stores before static destruction tears down what they use (RocksDB, spdlog).
+  g_put_store.reset();
+  g_read_store.reset();
+  return 0;
+}
