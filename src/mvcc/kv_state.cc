@@ -285,13 +285,12 @@ void KvState::WriteMeta(storage::WriteBatch* batch, const Revisions& revisions,
   }
 }
 
-Status KvState::ApplyPut(storage::WriteBatch* batch, const etcdserverpb::PutRequest& req,
-                         etcdserverpb::PutResponse* resp, std::vector<mvccpb::Event>* events) {
-  resp->Clear();
-  // The option-independent checks again: a command must not corrupt state however it got here.
-  if (req.key().empty()) return ErrEmptyKey();
-  if (req.ignore_value() && !req.value().empty()) return ErrValueProvided();
-  if (req.ignore_lease() && req.lease() != 0) return ErrLeaseProvided();
+// The common frame of every write command: run it through an executor on the batch under a
+// save point; on error roll the batch back and leave no trace; on success advance the
+// pending revision (when something changed) and keep its cache changes and events.
+template <typename Response, typename Execute>
+Status KvState::ApplyWrite(storage::WriteBatch* batch, Response* resp,
+                           std::vector<mvccpb::Event>* events, Execute execute) {
   std::vector<mvccpb::Event> command_events;
   internal::BatchView view(batch);
   internal::CommandExecutor executor(&view, batch, pending_.current, pending_.compacted,
@@ -299,16 +298,18 @@ Status KvState::ApplyPut(storage::WriteBatch* batch, const etcdserverpb::PutRequ
   std::vector<internal::LatestChange> latest_changes;
   if (cache_.enabled()) executor.set_latest_changes(&latest_changes);
   batch->SetSavePoint();
-  Status status = executor.Put(req, resp);
+  Status status = execute(executor);
   if (!status.ok()) {
     CAIRN_CHECK_OK(batch->RollbackToSavePoint());
     resp->Clear();
     return status;
   }
   Revisions next = pending_;
-  next.current = pending_.current + 1;
-  WriteMeta(batch, next, /*current_changed=*/true, /*compacted_changed=*/false);
-  next.format_version_written = true;
+  if (executor.changes() > 0) {
+    next.current = pending_.current + 1;
+    WriteMeta(batch, next, /*current_changed=*/true, /*compacted_changed=*/false);
+    next.format_version_written = true;
+  }
   batch->PopSavePoint();
   pending_ = next;
   KeepLatestChanges(&latest_changes);
@@ -316,6 +317,17 @@ Status KvState::ApplyPut(storage::WriteBatch* batch, const etcdserverpb::PutRequ
     for (auto& event : command_events) events->push_back(std::move(event));
   }
   return Status::Ok();
+}
+
+Status KvState::ApplyPut(storage::WriteBatch* batch, const etcdserverpb::PutRequest& req,
+                         etcdserverpb::PutResponse* resp, std::vector<mvccpb::Event>* events) {
+  resp->Clear();
+  // The option-independent checks again: a command must not corrupt state however it got here.
+  if (req.key().empty()) return ErrEmptyKey();
+  if (req.ignore_value() && !req.value().empty()) return ErrValueProvided();
+  if (req.ignore_lease() && req.lease() != 0) return ErrLeaseProvided();
+  return ApplyWrite(batch, resp, events,
+                    [&](internal::CommandExecutor& executor) { return executor.Put(req, resp); });
 }
 
 Status KvState::ApplyDeleteRange(storage::WriteBatch* batch,
@@ -324,64 +336,19 @@ Status KvState::ApplyDeleteRange(storage::WriteBatch* batch,
                                  std::vector<mvccpb::Event>* events) {
   resp->Clear();
   if (req.key().empty()) return ErrEmptyKey();
-  std::vector<mvccpb::Event> command_events;
-  internal::BatchView view(batch);
-  internal::CommandExecutor executor(&view, batch, pending_.current, pending_.compacted,
-                                     events != nullptr ? &command_events : nullptr);
-  std::vector<internal::LatestChange> latest_changes;
-  if (cache_.enabled()) executor.set_latest_changes(&latest_changes);
-  batch->SetSavePoint();
-  Status status = executor.DeleteRange(req, resp);
-  if (!status.ok()) {
-    CAIRN_CHECK_OK(batch->RollbackToSavePoint());
-    resp->Clear();
-    return status;
-  }
-  Revisions next = pending_;
-  if (executor.changes() > 0) {
-    next.current = pending_.current + 1;
-    WriteMeta(batch, next, /*current_changed=*/true, /*compacted_changed=*/false);
-    next.format_version_written = true;
-  }
-  batch->PopSavePoint();
-  pending_ = next;
-  KeepLatestChanges(&latest_changes);
-  if (events != nullptr) {
-    for (auto& event : command_events) events->push_back(std::move(event));
-  }
-  return Status::Ok();
+  return ApplyWrite(batch, resp, events, [&](internal::CommandExecutor& executor) {
+    return executor.DeleteRange(req, resp);
+  });
 }
 
 Status KvState::ApplyTxn(storage::WriteBatch* batch, const etcdserverpb::TxnRequest& req,
                          etcdserverpb::TxnResponse* resp, std::vector<mvccpb::Event>* events) {
   resp->Clear();
   CAIRN_RETURN_IF_ERROR(ValidateTxnStructure(req));
-  std::vector<mvccpb::Event> command_events;
-  internal::BatchView view(batch);
-  internal::CommandExecutor executor(&view, batch, pending_.current, pending_.compacted,
-                                     events != nullptr ? &command_events : nullptr);
-  std::vector<internal::LatestChange> latest_changes;
-  if (cache_.enabled()) executor.set_latest_changes(&latest_changes);
-  batch->SetSavePoint();
-  Status status = executor.Txn(req, /*write_txn=*/!IsTxnReadOnly(req), resp);
-  if (!status.ok()) {
-    CAIRN_CHECK_OK(batch->RollbackToSavePoint());
-    resp->Clear();
-    return status;
-  }
-  Revisions next = pending_;
-  if (executor.changes() > 0) {
-    next.current = pending_.current + 1;
-    WriteMeta(batch, next, /*current_changed=*/true, /*compacted_changed=*/false);
-    next.format_version_written = true;
-  }
-  batch->PopSavePoint();
-  resp->mutable_header()->set_revision(next.current);
-  pending_ = next;
-  KeepLatestChanges(&latest_changes);
-  if (events != nullptr) {
-    for (auto& event : command_events) events->push_back(std::move(event));
-  }
+  CAIRN_RETURN_IF_ERROR(ApplyWrite(batch, resp, events, [&](internal::CommandExecutor& executor) {
+    return executor.Txn(req, /*write_txn=*/!IsTxnReadOnly(req), resp);
+  }));
+  resp->mutable_header()->set_revision(pending_.current);
   return Status::Ok();
 }
 
