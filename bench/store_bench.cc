@@ -11,9 +11,9 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <functional>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <thread>

@@ -24,11 +24,11 @@ namespace cairn::internal {
     }                                                                 \
   } while (0)
 
-#define CAIRN_CHECK_OK(status_expr)                                                  \
-  do {                                                                               \
-    const ::cairn::Status& cairn_check_status_ = (status_expr);                      \
-    if (!cairn_check_status_.ok()) [[unlikely]] {                                    \
-      ::cairn::internal::CheckFailed(#status_expr, __FILE__, __LINE__,               \
-                                     cairn_check_status_.ToString().c_str());        \
-    }                                                                                \
+#define CAIRN_CHECK_OK(status_expr)                                           \
+  do {                                                                        \
+    const ::cairn::Status& cairn_check_status_ = (status_expr);               \
+    if (!cairn_check_status_.ok()) [[unlikely]] {                             \
+      ::cairn::internal::CheckFailed(#status_expr, __FILE__, __LINE__,        \
+                                     cairn_check_status_.ToString().c_str()); \
+    }                                                                         \
   } while (0)

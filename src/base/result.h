@@ -17,7 +17,7 @@ class [[nodiscard]] Result {
  public:
   // Implicit from a value and from an error Status so that functions can `return value;` or
   // `return Status::NotFound(...)`.
-  Result(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : value_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : status_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     CAIRN_CHECK(!status_.ok());
   }

@@ -96,8 +96,8 @@ class [[nodiscard]] Status {
 }  // namespace cairn
 
 // Returns early from the calling function if `expr` is not OK.
-#define CAIRN_RETURN_IF_ERROR(expr)              \
-  do {                                           \
-    ::cairn::Status cairn_status_ = (expr);      \
+#define CAIRN_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::cairn::Status cairn_status_ = (expr);        \
     if (!cairn_status_.ok()) return cairn_status_; \
   } while (0)

@@ -22,14 +22,14 @@ struct Store::Impl {
       Status status;
       command::CommandResult result;
     } waiter;
-    node->Propose(std::move(command), [&waiter](const Status& status,
-                                                command::CommandResult&& result) {
-      std::lock_guard<std::mutex> lock(waiter.mutex);
-      waiter.status = status;
-      waiter.result = std::move(result);
-      waiter.finished = true;
-      waiter.done.notify_one();
-    });
+    node->Propose(std::move(command),
+                  [&waiter](const Status& status, command::CommandResult&& result) {
+                    std::lock_guard<std::mutex> lock(waiter.mutex);
+                    waiter.status = status;
+                    waiter.result = std::move(result);
+                    waiter.finished = true;
+                    waiter.done.notify_one();
+                  });
     std::unique_lock<std::mutex> lock(waiter.mutex);
     waiter.done.wait(lock, [&] { return waiter.finished; });
     if (!waiter.status.ok()) return waiter.status;
@@ -116,11 +116,11 @@ void Store::PutAsync(const etcdserverpb::PutRequest& request, PutCallback done) 
   if (!valid.ok()) return done(valid);
   command::Command command;
   *command.mutable_put() = request;
-  impl_->node->Propose(std::move(command), [done = std::move(done)](
-                                               const Status& status, command::CommandResult&& r) {
-    if (!status.ok()) return done(status);
-    done(std::move(*r.mutable_put()));
-  });
+  impl_->node->Propose(std::move(command),
+                       [done = std::move(done)](const Status& status, command::CommandResult&& r) {
+                         if (!status.ok()) return done(status);
+                         done(std::move(*r.mutable_put()));
+                       });
 }
 
 void Store::TxnAsync(const etcdserverpb::TxnRequest& request, TxnCallback done) {
@@ -129,11 +129,11 @@ void Store::TxnAsync(const etcdserverpb::TxnRequest& request, TxnCallback done) 
   if (!valid.ok()) return done(valid);
   command::Command command;
   *command.mutable_txn() = request;
-  impl_->node->Propose(std::move(command), [done = std::move(done)](
-                                               const Status& status, command::CommandResult&& r) {
-    if (!status.ok()) return done(status);
-    done(std::move(*r.mutable_txn()));
-  });
+  impl_->node->Propose(std::move(command),
+                       [done = std::move(done)](const Status& status, command::CommandResult&& r) {
+                         if (!status.ok()) return done(status);
+                         done(std::move(*r.mutable_txn()));
+                       });
 }
 
 Result<etcdserverpb::HashKVResponse> Store::HashKV(int64_t revision) {

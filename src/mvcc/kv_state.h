@@ -121,8 +121,8 @@ class KvState {
   bool CachedPointRange(const etcdserverpb::RangeRequest& req, etcdserverpb::RangeResponse* resp,
                         Status* status) const;
   template <typename Response, typename Execute>
-  Status ApplyWrite(storage::WriteBatch* batch, Response* resp,
-                    std::vector<mvccpb::Event>* events, Execute execute);
+  Status ApplyWrite(storage::WriteBatch* batch, Response* resp, std::vector<mvccpb::Event>* events,
+                    Execute execute);
   // Moves a successful command's kv_latest changes to the batch's pending list.
   void KeepLatestChanges(std::vector<internal::LatestChange>* changes);
 

@@ -51,8 +51,8 @@ void LatestCache::Put(Shard& shard, std::string_view key, std::string_view recor
     shard.index.erase(victim.key);
     shard.lru.pop_back();
     // Any version of the victim is at most the newest revision the apply thread published.
-    shard.evicted_at_revision = std::max(shard.evicted_at_revision,
-                                         std::max(revision, newest_revision_.load()));
+    shard.evicted_at_revision =
+        std::max(shard.evicted_at_revision, std::max(revision, newest_revision_.load()));
   }
 }
 

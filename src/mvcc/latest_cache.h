@@ -66,8 +66,8 @@ class LatestCache {
     std::mutex mutex;
     std::list<Entry> lru;  // front = most recently used; GUARDED_BY(mutex)
     std::unordered_map<std::string_view, std::list<Entry>::iterator> index;  // GUARDED_BY(mutex)
-    size_t bytes = 0;                     // GUARDED_BY(mutex)
-    int64_t evicted_at_revision = 0;      // GUARDED_BY(mutex)
+    size_t bytes = 0;                                                        // GUARDED_BY(mutex)
+    int64_t evicted_at_revision = 0;                                         // GUARDED_BY(mutex)
   };
 
   Shard& ShardFor(std::string_view key);

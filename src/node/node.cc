@@ -22,8 +22,8 @@ Result<std::unique_ptr<Node>> Node::Open(NodeOptions options) {
   std::unique_ptr<Node> node(new Node(std::move(options)));
   CAIRN_RETURN_IF_ERROR(node->OpenParts());
   CAIRN_RETURN_IF_ERROR(node->Replay());
-  node->committer_ = std::make_unique<wal::GroupCommitter>(node->wal_.get(),
-                                                           node->options_.group_commit);
+  node->committer_ =
+      std::make_unique<wal::GroupCommitter>(node->wal_.get(), node->options_.group_commit);
   node->checkpointed_index_ = node->applier_->AppliedIndex();
   node->apply_thread_ = std::thread([n = node.get()] { n->ApplyLoop(); });
   node->checkpoint_thread_ = std::thread([n = node.get()] { n->CheckpointLoop(); });
@@ -48,8 +48,7 @@ Status Node::OpenParts() {
   const wal::RecoveryInfo& recovery = wal_->recovery();
   if (recovery.tail_truncated) {
     Logger()->warn("wal: cut a torn tail of {} bytes at {}:{} (never acknowledged)",
-                   recovery.truncated_bytes, recovery.truncated_segment,
-                   recovery.truncated_offset);
+                   recovery.truncated_bytes, recovery.truncated_segment, recovery.truncated_offset);
   }
   return Status::Ok();
 }
@@ -60,8 +59,8 @@ Status Node::Replay() {
   const uint64_t last = wal_->LastIndex();
   if (last < applied) {
     return Status::Corruption("wal ends at index " + std::to_string(last) +
-                              " but the state was applied up to index " +
-                              std::to_string(applied) + ": the log lost acknowledged entries");
+                              " but the state was applied up to index " + std::to_string(applied) +
+                              ": the log lost acknowledged entries");
   }
   if (last > applied && first > applied + 1) {
     return Status::Corruption("wal starts at index " + std::to_string(first) +
@@ -115,9 +114,10 @@ void Node::Propose(command::Command command, Done done) {
   }
   auto* proposal = new Proposal{std::move(command), std::move(done)};
   std::string payload = proposal->command.SerializeAsString();
-  Status submitted = committer_->Submit(
-      std::move(payload),
-      [this, proposal](const Status& status, uint64_t index) { OnDurable(proposal, status, index); });
+  Status submitted = committer_->Submit(std::move(payload),
+                                        [this, proposal](const Status& status, uint64_t index) {
+                                          OnDurable(proposal, status, index);
+                                        });
   if (!submitted.ok()) {
     proposal->done(submitted, {});
     delete proposal;
@@ -133,7 +133,8 @@ void Node::OnDurable(Proposal* proposal, const Status& status, uint64_t index) {
   }
   proposal->index = index;
   std::unique_lock<std::mutex> lock(mutex_);
-  queue_not_full_.wait(lock, [&] { return apply_queue_.size() < options_.apply_queue_entries_max; });
+  queue_not_full_.wait(lock,
+                       [&] { return apply_queue_.size() < options_.apply_queue_entries_max; });
   apply_queue_.push_back(proposal);
   queue_not_empty_.notify_one();
 }
@@ -175,7 +176,8 @@ void Node::ApplyLoop() {
     for (size_t i = 0; i < taken.size(); ++i) {
       entries[i] = {taken[i]->index, &taken[i]->command, &results[i], &statuses[i]};
     }
-    Status applied = failed_.load() ? Status::Unavailable("node failed") : applier_->ApplyBatch(entries);
+    Status applied =
+        failed_.load() ? Status::Unavailable("node failed") : applier_->ApplyBatch(entries);
     if (!applied.ok()) Fail(applied.WithContext("apply"));
     for (size_t i = 0; i < taken.size(); ++i) {
       if (applied.ok()) {

@@ -306,9 +306,8 @@ TEST_F(GroupCommitterTest, RunExclusiveTruncatesPrefixWhileWritersAppend) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       continue;
     }
-    ASSERT_TRUE(committer
-                    .RunExclusive([upto](Wal* wal) { return wal->TruncatePrefix(upto + 1); })
-                    .ok());
+    ASSERT_TRUE(
+        committer.RunExclusive([upto](Wal* wal) { return wal->TruncatePrefix(upto + 1); }).ok());
     ++truncations;
   }
   stop = true;
@@ -322,10 +321,12 @@ TEST_F(GroupCommitterTest, RunExclusiveTruncatesPrefixWhileWritersAppend) {
   EXPECT_EQ(wal_->FirstIndex(), first);
   EXPECT_EQ(wal_->LastIndex(), last);
   uint64_t expected = first;
-  ASSERT_TRUE(wal_->ReadFrom(first, [&](uint64_t index, std::string_view) {
-                    EXPECT_EQ(index, expected++);
-                    return Status::Ok();
-                  }).ok());
+  ASSERT_TRUE(wal_->ReadFrom(first,
+                             [&](uint64_t index, std::string_view) {
+                               EXPECT_EQ(index, expected++);
+                               return Status::Ok();
+                             })
+                  .ok());
   EXPECT_EQ(expected, last + 1);
 }
 

@@ -10,22 +10,21 @@
 //      and replayed into an in-memory engine gives the same revision and HashKV.
 // Iterations: CAIRN_CRASH_ITERATIONS (default 25); seed: CAIRN_CRASH_SEED (default random,
 // printed so that a failure can be replayed).
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <vector>
 #include <random>
 #include <set>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "cairn/store.h"
 
@@ -171,16 +170,16 @@ void RunCrashLoop(const std::string& name, uint64_t checkpoint_entries, bool che
               static_cast<unsigned long long>(seed), iterations);
   std::mt19937_64 random(seed);
 
-  const fs::path root = fs::temp_directory_path() / ("cairn_crash_" + name + "_" +
-                                                     std::to_string(::getpid()));
+  const fs::path root =
+      fs::temp_directory_path() / ("cairn_crash_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(root);
   fs::create_directories(root);
   const fs::path dir = root / "data";
   const fs::path acks = root / "acks.log";
   size_t total_acks = 0;
   for (int i = 0; i < iterations; ++i) {
-    pid_t pid = Spawn({WriterBinary().string(), dir.string(), acks.string(), std::to_string(i),
-                       "8", std::to_string(checkpoint_entries)});
+    pid_t pid = Spawn({WriterBinary().string(), dir.string(), acks.string(), std::to_string(i), "8",
+                       std::to_string(checkpoint_entries)});
     // Kill at a random moment: sometimes during open/replay, mostly under write load.
     std::this_thread::sleep_for(std::chrono::milliseconds(20 + random() % 400));
     ASSERT_EQ(::kill(pid, SIGKILL), 0);

@@ -69,8 +69,8 @@ void Writer(cairn::Store* store, int ack_fd, const std::string& run, int thread)
   for (uint64_t seq = 0;; ++seq) {
     if (seq % 10 == 9) {
       int64_t value = Increment(store, counter);
-      Ack(ack_fd, "C " + who + std::to_string(seq) + " " + counter + " " + std::to_string(value) +
-                      "\n");
+      Ack(ack_fd,
+          "C " + who + std::to_string(seq) + " " + counter + " " + std::to_string(value) + "\n");
     } else if (seq % 7 == 6 && !acked.empty()) {
       std::string key = acked.back();
       acked.pop_back();
