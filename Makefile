@@ -19,10 +19,11 @@ configure: deps
 build: configure
 	@ninja -C $(BUILD) -j$(JOBS)
 
-# Until the etcd-compatible server (cairnd) lands, `make run` opens the embedded store in
-# $(DATA_DIR) with an interactive shell (type `help`).
+# `make run` starts cairnd, the etcd v3-compatible server, on etcd's default client address
+# (127.0.0.1:2379) with its data in $(DATA_DIR); stop it with Ctrl-C. Use etcdctl against it.
+# The embedded-store shell is still built: $(BUILD)/bin/cairn-shell --data-dir DIR.
 run: build
-	@$(BUILD)/bin/cairn-shell --data-dir $(DATA_DIR)
+	@$(BUILD)/bin/cairnd --data-dir $(DATA_DIR)
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)

@@ -1,0 +1,125 @@
+#include "src/server/kv_service.h"
+
+#include <utility>
+
+#include "src/server/grpc_status.h"
+
+namespace cairn::server {
+
+KvService::KvService(node::Node* node, const MemberIdentity* identity, BackgroundWorker* worker,
+                     const mvcc::ValidationOptions& validation)
+    : node_(node), identity_(identity), worker_(worker), validation_(validation) {}
+
+template <typename Response, typename Take>
+void KvService::ProposeAndFinish(grpc::ServerUnaryReactor* reactor, command::Command command,
+                                 Response* response, Take take) {
+  // Runs on the apply thread (or, when the node refuses the write, right here).
+  node_->Propose(std::move(command), [this, reactor, response, take](
+                                         const Status& status, command::CommandResult&& result) {
+    if (status.ok()) {
+      *response = std::move(take(result));
+      identity_->FillHeader(response->mutable_header());
+    }
+    reactor->Finish(ToGrpcStatus(status));
+  });
+}
+
+grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* context,
+                                           const etcdserverpb::RangeRequest* request,
+                                           etcdserverpb::RangeResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Status status = mvcc::ValidateRange(*request, validation_);
+  // Every acknowledged write is applied, so reading the applied state is linearizable on a
+  // single voter; serializable reads read the same state.
+  if (status.ok()) status = node_->kv()->Range(*request, response);
+  if (status.ok()) identity_->FillHeader(response->mutable_header());
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* context,
+                                         const etcdserverpb::PutRequest* request,
+                                         etcdserverpb::PutResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Status status = mvcc::ValidatePut(*request, validation_);
+  if (!status.ok()) {
+    reactor->Finish(ToGrpcStatus(status));
+    return reactor;
+  }
+  command::Command command;
+  *command.mutable_put() = *request;
+  ProposeAndFinish(
+      reactor, std::move(command), response,
+      [](command::CommandResult & r) -> auto& { return *r.mutable_put(); });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* context,
+                                                 const etcdserverpb::DeleteRangeRequest* request,
+                                                 etcdserverpb::DeleteRangeResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Status status = mvcc::ValidateDeleteRange(*request, validation_);
+  if (!status.ok()) {
+    reactor->Finish(ToGrpcStatus(status));
+    return reactor;
+  }
+  command::Command command;
+  *command.mutable_delete_range() = *request;
+  ProposeAndFinish(
+      reactor, std::move(command), response,
+      [](command::CommandResult & r) -> auto& { return *r.mutable_delete_range(); });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* context,
+                                         const etcdserverpb::TxnRequest* request,
+                                         etcdserverpb::TxnResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Status status = mvcc::ValidateTxn(*request, validation_);
+  if (status.ok() && mvcc::IsTxnReadOnly(*request)) {
+    // etcd serves a read-only txn without the log, at one snapshot.
+    status = node_->kv()->ReadOnlyTxn(*request, response);
+    if (status.ok()) identity_->FillHeader(response->mutable_header());
+  } else if (status.ok()) {
+    command::Command command;
+    *command.mutable_txn() = *request;
+    ProposeAndFinish(
+        reactor, std::move(command), response,
+        [](command::CommandResult & r) -> auto& { return *r.mutable_txn(); });
+    return reactor;
+  }
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KvService::Compact(grpc::CallbackServerContext* context,
+                                             const etcdserverpb::CompactionRequest* request,
+                                             etcdserverpb::CompactionResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  command::Command command;
+  *command.mutable_compaction() = *request;
+  const bool physical = request->physical();
+  node_->Propose(std::move(command), [this, reactor, response, physical](
+                                         const Status& status, command::CommandResult&& result) {
+    if (status.ok()) {
+      *response = std::move(*result.mutable_compaction());
+      identity_->FillHeader(response->mutable_header());
+    }
+    if (status.ok() && physical) return CompactPhysicallyAndFinish(reactor);
+    reactor->Finish(ToGrpcStatus(status));
+  });
+  return reactor;
+}
+
+void KvService::CompactPhysicallyAndFinish(grpc::ServerUnaryReactor* reactor) {
+  mvcc::KvState* kv = node_->kv();
+  bool queued =
+      worker_->Submit([kv, reactor] { reactor->Finish(ToGrpcStatus(kv->CompactPhysically())); });
+  if (!queued) {
+    reactor->Finish(grpc::Status(grpc::UNAVAILABLE,
+                                 "cairn: too many physical compactions in progress; the "
+                                 "compaction is recorded and proceeds in the background"));
+  }
+}
+
+}  // namespace cairn::server

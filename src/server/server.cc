@@ -1,0 +1,103 @@
+#include "src/server/server.h"
+
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+
+#include "src/base/logging.h"
+
+namespace cairn::server {
+
+namespace {
+
+mvcc::ValidationOptions ValidationFor(const ServerOptions& options) {
+  mvcc::ValidationOptions validation;
+  validation.request_bytes_max = options.request_bytes_max;
+  validation.txn_ops_max = options.txn_ops_max;
+  validation.reject_reversed_range = false;  // etcd answers reversed ranges with nothing
+  return validation;
+}
+
+// "host:port" with the port replaced by `port`.
+std::string WithPort(const std::string& address, int port) {
+  return address.substr(0, address.rfind(':') + 1) + std::to_string(port);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
+  if (options.data_dir.empty()) return Status::InvalidArgument("cairnd: a data dir is required");
+  node::NodeOptions node_options;
+  node_options.data_dir = options.data_dir;
+  auto node = node::Node::Open(std::move(node_options));
+  if (!node.ok()) {
+    std::string context = "cannot open data dir \"" + options.data_dir + "\"";
+    if (node.status().message().find("LOCK") != std::string_view::npos) {
+      context += " (is another cairnd using it?)";
+    }
+    return node.status().WithContext(context);
+  }
+  std::unique_ptr<Server> server(new Server(options, std::move(*node)));
+  Status listening = server->Listen();
+  if (!listening.ok()) {
+    (void)server->Shutdown();
+    return listening;
+  }
+  return server;
+}
+
+Server::Server(const ServerOptions& options, std::unique_ptr<node::Node> node)
+    : options_(options),
+      identity_(options.name, options.cluster_token),
+      node_(std::move(node)),
+      kv_service_(
+          std::make_unique<KvService>(node_.get(), &identity_, &worker_, ValidationFor(options))),
+      maintenance_service_(std::make_unique<MaintenanceService>(node_.get(), &identity_,
+                                                                options.quota_backend_bytes)) {}
+
+Server::~Server() { (void)Shutdown(); }
+
+Status Server::Listen() {
+  grpc::ServerBuilder builder;
+  // Without this, gRPC sets SO_REUSEPORT and a second server would share a busy port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  const size_t receive_bytes_max =
+      std::min<size_t>(options_.request_bytes_max + ServerOptions::kGrpcOverheadBytes, INT_MAX);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(receive_bytes_max));
+  std::vector<int> ports(options_.client_addresses.size(), 0);
+  for (size_t i = 0; i < options_.client_addresses.size(); i++) {
+    builder.AddListeningPort(options_.client_addresses[i], grpc::InsecureServerCredentials(),
+                             &ports[i]);
+  }
+  builder.RegisterService(kv_service_.get());
+  builder.RegisterService(maintenance_service_.get());
+  grpc_server_ = builder.BuildAndStart();
+  for (size_t i = 0; i < ports.size(); i++) {
+    if (grpc_server_ == nullptr || ports[i] == 0) {
+      return Status::Unavailable("cannot listen on " + options_.client_addresses[i] +
+                                 ": the address is in use or not available");
+    }
+    addresses_.push_back(WithPort(options_.client_addresses[i], ports[i]));
+  }
+  return Status::Ok();
+}
+
+Status Server::Shutdown() {
+  if (grpc_server_) {
+    grpc_server_->Shutdown(std::chrono::system_clock::now() +
+                           std::chrono::milliseconds(options_.shutdown_deadline_ms));
+    grpc_server_->Wait();
+    grpc_server_.reset();
+  }
+  worker_.Stop();
+  if (!node_) return Status::Ok();
+  Status closed = node_->Close();
+  node_.reset();
+  if (!closed.ok()) log::Get("server")->error("closing the node: {}", closed.ToString());
+  return closed;
+}
+
+}  // namespace cairn::server

@@ -1,0 +1,60 @@
+// Server: cairnd's etcd-compatible gRPC server — a node::Node (log → apply) plus the gRPC
+// services over it (KV, Maintenance), listening on the client addresses.
+//
+// Lifecycle: Start opens the data directory (replaying the log), binds every address, then
+// serves. Shutdown stops accepting requests, lets in-flight ones finish (up to
+// options.shutdown_deadline_ms, then cancels them), stops the background worker, and closes
+// the node (log synced, state checkpointed). A failed Start leaves nothing running.
+//
+// Thread-safety: addresses() is thread-safe. Shutdown may be called from any thread, once
+// or more; it must not run concurrently with itself or the destructor.
+#pragma once
+
+#include <grpcpp/server.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "src/base/result.h"
+#include "src/node/node.h"
+#include "src/server/background_worker.h"
+#include "src/server/kv_service.h"
+#include "src/server/maintenance_service.h"
+#include "src/server/member_identity.h"
+#include "src/server/server_options.h"
+
+namespace cairn::server {
+
+class Server {
+ public:
+  // Errors: the Node's open errors (unwritable or incompatible data directory, corrupt log);
+  // Unavailable naming the address when one cannot be bound (port in use, unknown host).
+  static Result<std::unique_ptr<Server>> Start(const ServerOptions& options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The addresses served, as host:port with the port actually bound (differs from the
+  // options when they asked for port 0).
+  const std::vector<std::string>& addresses() const { return addresses_; }
+  const MemberIdentity& identity() const { return identity_; }
+
+  // Returns the node's close status.
+  Status Shutdown();
+
+ private:
+  Server(const ServerOptions& options, std::unique_ptr<node::Node> node);
+  Status Listen();
+
+  const ServerOptions options_;
+  const MemberIdentity identity_;
+  std::unique_ptr<node::Node> node_;
+  BackgroundWorker worker_;
+  std::unique_ptr<KvService> kv_service_;
+  std::unique_ptr<MaintenanceService> maintenance_service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  std::vector<std::string> addresses_;
+};
+
+}  // namespace cairn::server

@@ -1,0 +1,41 @@
+// ServerOptions: everything cairnd's flags configure, as one plain struct. tools/cairnd maps
+// flags onto it in one place; tests build it directly.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "src/base/limits.h"
+
+namespace cairn::server {
+
+struct ServerOptions {
+  // Member name (etcd's --name); with cluster_token it determines member and cluster ids.
+  // Default: "default", etcd's default.
+  std::string name = "default";
+  // etcd's --initial-cluster-token. Default: "etcd-cluster", etcd's default.
+  std::string cluster_token = "etcd-cluster";
+  // Required: the data directory (created if missing).
+  std::string data_dir;
+  // Client addresses to serve, as host:port (port 0 = any free port; see Server::ports()).
+  // Default: 127.0.0.1:2379, etcd's default.
+  std::vector<std::string> client_addresses = {"127.0.0.1:2379"};
+  // etcd's --max-request-bytes: larger write requests fail with "etcdserver: request is too
+  // large"; gRPC refuses messages larger than this plus kGrpcOverheadBytes. Default: 1.5 MiB.
+  size_t request_bytes_max = limits::kRequestBytesMaxDefault;
+  // etcd's --max-txn-ops. Default: 128.
+  size_t txn_ops_max = limits::kTxnOpsMaxDefault;
+  // etcd's --quota-backend-bytes; reported by Status as dbSizeQuota. Not enforced yet (the
+  // NOSPACE alarm comes with Maintenance.Alarm). Default: 0 = etcd's default of 2 GiB.
+  int64_t quota_backend_bytes = 0;
+  // How long Shutdown lets in-flight requests finish before cancelling them. Default: 5 s.
+  int64_t shutdown_deadline_ms = 5000;
+
+  // etcd lets gRPC accept messages this much larger than --max-request-bytes, so that an
+  // oversized request gets etcd's own error instead of gRPC's RESOURCE_EXHAUSTED.
+  static constexpr size_t kGrpcOverheadBytes = 512 * 1024;
+};
+
+}  // namespace cairn::server

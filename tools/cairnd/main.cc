@@ -1,0 +1,144 @@
+// cairnd: Cairn's etcd v3-compatible server. Flags follow etcd's names and defaults so that
+// existing scripts work; flags for features still to come are accepted and say so in --help.
+//
+// Exit status: 0 after a graceful shutdown (SIGTERM/SIGINT), 1 when startup fails (bad flag
+// values, data dir unusable, address in use), 2 for unknown flags.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "src/base/logging.h"
+#include "src/server/client_url.h"
+#include "src/server/server.h"
+
+namespace {
+
+using cairn::server::ServerOptions;
+
+// Flags that etcd scripts pass and that a later issue makes effective.
+struct PendingFlags {
+  std::string listen_peer_urls = "http://localhost:2380";
+  std::string initial_advertise_peer_urls = "http://localhost:2380";
+  std::string initial_cluster;
+  std::string initial_cluster_state = "new";
+  std::string auto_compaction_mode = "periodic";
+  std::string auto_compaction_retention = "0";
+  std::string listen_metrics_urls;
+  std::string watch_progress_notify_interval = "10m";
+};
+
+struct Flags {
+  ServerOptions server;
+  std::string listen_client_urls = "http://127.0.0.1:2379";
+  std::string advertise_client_urls = "http://127.0.0.1:2379";
+  std::string log_level = "info";
+  PendingFlags pending;
+};
+
+void AddFlags(CLI::App* app, Flags* flags) {
+  ServerOptions& s = flags->server;
+  s.data_dir = "./cairn-data";
+  app->add_option("--name", s.name, "Human-readable name for this member")->capture_default_str();
+  app->add_option("--data-dir", s.data_dir, "Path to the data directory")->capture_default_str();
+  app->add_option("--listen-client-urls", flags->listen_client_urls,
+                  "Comma-separated http://host:port URLs to serve clients on (port 0: any free "
+                  "port, printed at startup)")
+      ->capture_default_str();
+  app->add_option("--advertise-client-urls", flags->advertise_client_urls,
+                  "Client URLs advertised to the cluster (stored; served by MemberList later)")
+      ->capture_default_str();
+  app->add_option("--initial-cluster-token", s.cluster_token,
+                  "Cluster token; with --name it determines the cluster and member ids")
+      ->capture_default_str();
+  app->add_option("--max-request-bytes", s.request_bytes_max,
+                  "Largest client request accepted, in bytes")
+      ->capture_default_str();
+  app->add_option("--max-txn-ops", s.txn_ops_max, "Most operations in one transaction")
+      ->capture_default_str();
+  app->add_option("--quota-backend-bytes", s.quota_backend_bytes,
+                  "Backend size quota reported by Status (0 = 2 GiB; not enforced yet)")
+      ->capture_default_str();
+  app->add_option("--log-level", flags->log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str();
+  const std::string later = " (accepted, not effective yet)";
+  PendingFlags& p = flags->pending;
+  app->add_option("--listen-peer-urls", p.listen_peer_urls, "Peer URLs" + later);
+  app->add_option("--initial-advertise-peer-urls", p.initial_advertise_peer_urls,
+                  "Advertised peer URLs" + later);
+  app->add_option("--initial-cluster", p.initial_cluster, "Initial cluster members" + later);
+  app->add_option("--initial-cluster-state", p.initial_cluster_state, "new or existing" + later);
+  app->add_option("--auto-compaction-mode", p.auto_compaction_mode, "periodic or revision" + later);
+  app->add_option("--auto-compaction-retention", p.auto_compaction_retention,
+                  "Auto compaction retention" + later);
+  app->add_option("--listen-metrics-urls", p.listen_metrics_urls,
+                  "URLs for /metrics and /health" + later);
+  app->add_option("--watch-progress-notify-interval", p.watch_progress_notify_interval,
+                  "Watch progress notification interval" + later);
+}
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "cairnd: %s\n", message.c_str());
+  return 1;
+}
+
+// Blocks SIGINT and SIGTERM in this and every later thread, so that WaitForSignal receives
+// them instead of a thread started by gRPC or RocksDB.
+sigset_t BlockShutdownSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+int WaitForSignal(const sigset_t& signals) {
+  int signal_number = 0;
+  while (sigwait(&signals, &signal_number) != 0) {
+  }
+  return signal_number;
+}
+
+std::string Join(const std::vector<std::string>& items) {
+  std::string joined;
+  for (const std::string& item : items) joined += (joined.empty() ? "" : ",") + item;
+  return joined;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"cairnd: Cairn's etcd v3-compatible key-value server"};
+  Flags flags;
+  AddFlags(&app, &flags);
+  CLI11_PARSE(app, argc, argv);
+
+  if (!cairn::log::SetLevel(flags.log_level)) return Fail("unknown --log-level " + flags.log_level);
+  auto addresses = cairn::server::ClientUrlsToAddresses(flags.listen_client_urls);
+  if (!addresses.ok())
+    return Fail("--listen-client-urls: " + std::string(addresses.status().message()));
+  flags.server.client_addresses = *addresses;
+  auto advertised = cairn::server::ClientUrlsToAddresses(flags.advertise_client_urls);
+  if (!advertised.ok()) {
+    return Fail("--advertise-client-urls: " + std::string(advertised.status().message()));
+  }
+  if (flags.server.request_bytes_max == 0) return Fail("--max-request-bytes must be positive");
+  if (flags.server.txn_ops_max == 0) return Fail("--max-txn-ops must be positive");
+
+  const sigset_t signals = BlockShutdownSignals();
+  auto logger = cairn::log::Get("cairnd");
+  auto server = cairn::server::Server::Start(flags.server);
+  if (!server.ok()) return Fail(server.status().ToString());
+  logger->info("member {} ({:016x}) serving etcd v3 clients on {}", flags.server.name,
+               (*server)->identity().member_id(), Join((*server)->addresses()));
+
+  const int signal_number = WaitForSignal(signals);
+  logger->info("received {}, shutting down", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  cairn::Status closed = (*server)->Shutdown();
+  if (!closed.ok()) return Fail("shutdown: " + closed.ToString());
+  logger->info("stopped");
+  return 0;
+}
