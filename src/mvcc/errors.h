@@ -34,6 +34,9 @@ inline constexpr std::string_view kErrCompacted =
 inline constexpr std::string_view kErrFutureRev =
     "etcdserver: mvcc: required revision is a future revision";
 
+// NotFound: a Put names a lease that does not exist (the lease module uses it too).
+inline constexpr std::string_view kErrLeaseNotFound = "etcdserver: requested lease not found";
+
 inline Status ErrEmptyKey() { return Status::InvalidArgument(kErrEmptyKey); }
 inline Status ErrValueProvided() { return Status::InvalidArgument(kErrValueProvided); }
 inline Status ErrLeaseProvided() { return Status::InvalidArgument(kErrLeaseProvided); }
@@ -46,5 +49,6 @@ inline Status ErrReversedRange() { return Status::InvalidArgument(kErrReversedRa
 inline Status ErrTxnTooDeep() { return Status::InvalidArgument(kErrTxnTooDeep); }
 inline Status ErrCompacted() { return Status::OutOfRange(kErrCompacted); }
 inline Status ErrFutureRev() { return Status::OutOfRange(kErrFutureRev); }
+inline Status ErrLeaseNotFound() { return Status::NotFound(kErrLeaseNotFound); }
 
 }  // namespace cairn::mvcc

@@ -297,6 +297,7 @@ Status KvState::ApplyWrite(storage::WriteBatch* batch, Response* resp,
                                      events != nullptr ? &command_events : nullptr);
   std::vector<internal::LatestChange> latest_changes;
   if (cache_.enabled()) executor.set_latest_changes(&latest_changes);
+  executor.set_lease_index(leases_);
   batch->SetSavePoint();
   Status status = execute(executor);
   if (!status.ok()) {
@@ -339,6 +340,27 @@ Status KvState::ApplyDeleteRange(storage::WriteBatch* batch,
   return ApplyWrite(batch, resp, events, [&](internal::CommandExecutor& executor) {
     return executor.DeleteRange(req, resp);
   });
+}
+
+Status KvState::ApplyDeleteKeys(storage::WriteBatch* batch, const std::vector<std::string>& keys,
+                                etcdserverpb::DeleteRangeResponse* resp,
+                                std::vector<mvccpb::Event>* events) {
+  resp->Clear();
+  CAIRN_RETURN_IF_ERROR(ApplyWrite(batch, resp, events, [&](internal::CommandExecutor& executor) {
+    int64_t deleted = 0;
+    for (const std::string& key : keys) {
+      if (key.empty()) continue;
+      etcdserverpb::DeleteRangeRequest req;
+      req.set_key(key);
+      etcdserverpb::DeleteRangeResponse one;
+      CAIRN_RETURN_IF_ERROR(executor.DeleteRange(req, &one));
+      deleted += one.deleted();
+    }
+    resp->set_deleted(deleted);
+    return Status::Ok();
+  }));
+  resp->mutable_header()->set_revision(pending_.current);
+  return Status::Ok();
 }
 
 Status KvState::ApplyTxn(storage::WriteBatch* batch, const etcdserverpb::TxnRequest& req,

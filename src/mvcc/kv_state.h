@@ -32,6 +32,7 @@
 #include "src/mvcc/compaction_filter.h"
 #include "src/mvcc/kv_txn.h"
 #include "src/mvcc/latest_cache.h"
+#include "src/mvcc/lease_index.h"
 #include "src/mvcc/validation.h"
 #include "src/storage/engine.h"
 
@@ -91,10 +92,21 @@ class KvState {
   // ErrCompacted from etcd's apply-time checks of the chosen branch.
   Status ApplyTxn(storage::WriteBatch* batch, const etcdserverpb::TxnRequest& req,
                   etcdserverpb::TxnResponse* resp, std::vector<mvccpb::Event>* events = nullptr);
+  // Deletes the existing ones of `keys` at ONE new revision (none when none exists), like a
+  // txn of single-key deletes without its op limit: a lease revoke. Errors: engine errors.
+  Status ApplyDeleteKeys(storage::WriteBatch* batch, const std::vector<std::string>& keys,
+                         etcdserverpb::DeleteRangeResponse* resp,
+                         std::vector<mvccpb::Event>* events = nullptr);
   // Records the compacted revision. Errors: ErrCompacted (revision <= compacted),
   // ErrFutureRev (revision > current).
   Status ApplyCompaction(storage::WriteBatch* batch, const etcdserverpb::CompactionRequest& req,
                          etcdserverpb::CompactionResponse* resp);
+
+  // Puts with a lease check it exists and attachments are reported to `leases` (the lease
+  // state machine). nullptr (the default) = leases are plain numbers. Set before any apply.
+  void set_lease_index(LeaseIndex* leases) { leases_ = leases; }
+  // Apply thread only: the revision including the commands added to the unwritten batch.
+  int64_t PendingRevision() const { return pending_.current; }
 
   // After engine->Write(batch) succeeded: publishes the batch's revisions to readers and the
   // compacted revision to the compaction filter.
@@ -144,6 +156,7 @@ class KvState {
   // together with the revision in OnBatchWritten.
   std::vector<internal::LatestChange> pending_latest_;
   mutable LatestCache cache_;
+  LeaseIndex* leases_ = nullptr;
 
   std::atomic<int64_t> published_current_;
   std::atomic<int64_t> published_compacted_;

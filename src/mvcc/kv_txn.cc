@@ -37,6 +37,10 @@ Status CommandExecutor::Put(const etcdserverpb::PutRequest& req, etcdserverpb::P
   format::RecordView old;
   CAIRN_ASSIGN_OR_RETURN(bool found, GetLatest(view_, req.key(), &buffer, &old));
   if ((req.ignore_value() || req.ignore_lease()) && !found) return ErrKeyNotFound();
+  if (leases_ != nullptr && !req.ignore_lease() && req.lease() != 0) {
+    CAIRN_ASSIGN_OR_RETURN(bool lease_exists, leases_->Exists(batch_, req.lease()));
+    if (!lease_exists) return ErrLeaseNotFound();
+  }
 
   const int64_t revision = begin_revision_ + 1;
   format::RecordView record;
@@ -62,6 +66,11 @@ Status CommandExecutor::Put(const etcdserverpb::PutRequest& req, etcdserverpb::P
   }
   batch_->Put(Family::kKvLatest, req.key(), latest);
   if (latest_changes_ != nullptr) latest_changes_->push_back({req.key(), latest, false});
+  const int64_t old_lease = found ? old.lease : 0;
+  if (leases_ != nullptr && old_lease != record.lease) {
+    if (old_lease != 0) leases_->Detach(batch_, old_lease, req.key());
+    if (record.lease != 0) leases_->Attach(batch_, record.lease, req.key());
+  }
   batch_->Put(Family::kKvHistory, format::HistoryKey(req.key(), revision), history);
   ++changes_;
   return Status::Ok();
@@ -90,6 +99,7 @@ Status CommandExecutor::DeleteRange(const etcdserverpb::DeleteRangeRequest& req,
       format::AppendHistoryTombstone(&tombstone, changes_);
       batch_->Delete(Family::kKvLatest, kv.key());
       if (latest_changes_ != nullptr) latest_changes_->push_back({kv.key(), {}, true});
+      if (leases_ != nullptr && kv.lease() != 0) leases_->Detach(batch_, kv.lease(), kv.key());
       batch_->Put(Family::kKvHistory, format::HistoryKey(kv.key(), revision), tombstone);
       ++changes_;
       ++deleted;

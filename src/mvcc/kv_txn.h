@@ -11,6 +11,7 @@
 #include "mvccpb/kv.pb.h"
 #include "src/base/status.h"
 #include "src/mvcc/kv_read.h"
+#include "src/mvcc/lease_index.h"
 #include "src/storage/engine.h"
 
 namespace cairn::mvcc::internal {
@@ -36,6 +37,8 @@ class CommandExecutor {
 
   // Every kv_latest write of this command is also appended to *changes (when set).
   void set_latest_changes(std::vector<LatestChange>* changes) { latest_changes_ = changes; }
+  // Puts check that their lease exists and every lease change is reported (when set).
+  void set_lease_index(LeaseIndex* leases) { leases_ = leases; }
 
   Status Put(const etcdserverpb::PutRequest& req, etcdserverpb::PutResponse* resp);
   Status DeleteRange(const etcdserverpb::DeleteRangeRequest& req,
@@ -73,6 +76,7 @@ class CommandExecutor {
   const int64_t compacted_;
   std::vector<mvccpb::Event>* const events_;
   std::vector<LatestChange>* latest_changes_ = nullptr;
+  LeaseIndex* leases_ = nullptr;
   int64_t changes_ = 0;
   int64_t min_read_revision_ = INT64_MAX;
 };

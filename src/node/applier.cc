@@ -27,7 +27,8 @@ Result<uint64_t> ReadU64(storage::Engine* engine, std::string_view key, uint64_t
 
 }  // namespace
 
-Result<std::unique_ptr<Applier>> Applier::Open(storage::Engine* engine, mvcc::KvState* kv) {
+Result<std::unique_ptr<Applier>> Applier::Open(storage::Engine* engine, mvcc::KvState* kv,
+                                               EventSink sink) {
   CAIRN_ASSIGN_OR_RETURN(uint64_t version, ReadU64(engine, kFormatVersionKey, 0));
   CAIRN_ASSIGN_OR_RETURN(uint64_t applied, ReadU64(engine, kAppliedIndexKey, 0));
   if (version == 0) {
@@ -41,20 +42,25 @@ Result<std::unique_ptr<Applier>> Applier::Open(storage::Engine* engine, mvcc::Kv
                                       std::to_string(version) + "; this binary reads version " +
                                       std::to_string(kFormatVersion));
   }
-  return std::unique_ptr<Applier>(new Applier(engine, kv, applied));
+  return std::unique_ptr<Applier>(new Applier(engine, kv, applied, std::move(sink)));
 }
 
 Status Applier::ApplyOne(storage::WriteBatch* batch, const command::Command& command,
-                         command::CommandResult* result) {
+                         command::CommandResult* result, std::vector<mvccpb::Event>* events) {
   switch (command.request_case()) {
     case command::Command::kPut:
-      return kv_->ApplyPut(batch, command.put(), result->mutable_put());
+      return kv_->ApplyPut(batch, command.put(), result->mutable_put(), events);
     case command::Command::kDeleteRange:
-      return kv_->ApplyDeleteRange(batch, command.delete_range(), result->mutable_delete_range());
+      return kv_->ApplyDeleteRange(batch, command.delete_range(), result->mutable_delete_range(),
+                                   events);
     case command::Command::kTxn:
-      return kv_->ApplyTxn(batch, command.txn(), result->mutable_txn());
+      return kv_->ApplyTxn(batch, command.txn(), result->mutable_txn(), events);
     case command::Command::kCompaction:
       return kv_->ApplyCompaction(batch, command.compaction(), result->mutable_compaction());
+    case command::Command::kLeaseGrant:
+    case command::Command::kLeaseRevoke:
+    case command::Command::kLeaseCheckpoint:
+      return ApplyLease(batch, command, result, events);
     case command::Command::REQUEST_NOT_SET:
       // An empty command still occupies its log index (deterministic no-op).
       return Status::Ok();
@@ -62,14 +68,31 @@ Status Applier::ApplyOne(storage::WriteBatch* batch, const command::Command& com
   return Status::Internal("unknown command type " + std::to_string(command.request_case()));
 }
 
+Status Applier::ApplyLease(storage::WriteBatch* batch, const command::Command& command,
+                           command::CommandResult* result, std::vector<mvccpb::Event>* events) {
+  if (leases_ == nullptr) return Status::Internal("node: no lease state for a lease command");
+  switch (command.request_case()) {
+    case command::Command::kLeaseGrant:
+      return leases_->ApplyGrant(batch, command.lease_grant(), result->mutable_lease_grant());
+    case command::Command::kLeaseRevoke:
+      return leases_->ApplyRevoke(batch, command.lease_revoke(), result->mutable_lease_revoke(),
+                                  events);
+    default:
+      return leases_->ApplyCheckpoint(batch, command.lease_checkpoint(),
+                                      result->mutable_lease_checkpoint());
+  }
+}
+
 Status Applier::ApplyBatch(std::span<Entry> entries) {
   if (entries.empty()) return Status::Ok();
   uint64_t expected = AppliedIndex() + 1;
   auto batch = engine_->NewWriteBatch();
+  std::vector<mvccpb::Event> events;
+  std::vector<mvccpb::Event>* events_out = sink_ ? &events : nullptr;
   for (Entry& entry : entries) {
     CAIRN_CHECK(entry.index == expected);
     ++expected;
-    *entry.status = ApplyOne(batch.get(), *entry.command, entry.result);
+    *entry.status = ApplyOne(batch.get(), *entry.command, entry.result, events_out);
     if (!entry.status->ok()) entry.result->Clear();
   }
   uint64_t last = entries.back().index;
@@ -82,6 +105,7 @@ Status Applier::ApplyBatch(std::span<Entry> entries) {
   }
   kv_->OnBatchWritten();
   applied_index_.store(last, std::memory_order_release);
+  if (sink_) sink_(kv_->CurrentRevision(), std::move(events));
   return Status::Ok();
 }
 

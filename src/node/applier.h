@@ -15,11 +15,14 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "cairn/command.pb.h"
 #include "src/base/result.h"
+#include "src/lease/lease_state.h"
 #include "src/mvcc/kv_state.h"
 #include "src/storage/engine.h"
 
@@ -42,9 +45,14 @@ class Applier {
     Status* status = nullptr;
   };
 
+  // Receives, after each successful engine write, the store revision and all events of the
+  // batch in order (for watches). Runs on the apply thread: must be short.
+  using EventSink = std::function<void(int64_t revision, std::vector<mvccpb::Event>&& events)>;
+
   // Reads the persisted applied index and checks the format version (a fresh engine is
-  // stamped with kFormatVersion).
-  static Result<std::unique_ptr<Applier>> Open(storage::Engine* engine, mvcc::KvState* kv);
+  // stamped with kFormatVersion). `sink` may be empty.
+  static Result<std::unique_ptr<Applier>> Open(storage::Engine* engine, mvcc::KvState* kv,
+                                               EventSink sink = nullptr);
 
   Applier(const Applier&) = delete;
   Applier& operator=(const Applier&) = delete;
@@ -56,14 +64,23 @@ class Applier {
   // write failed: nothing of the batch is applied and the node must stop.
   Status ApplyBatch(std::span<Entry> entries);
 
+  // The lease state machine for lease_* commands (they fail without it). Set before applying.
+  void set_leases(lease::LeaseState* leases) { leases_ = leases; }
+
  private:
-  Applier(storage::Engine* engine, mvcc::KvState* kv, uint64_t applied_index)
-      : engine_(engine), kv_(kv), applied_index_(applied_index) {}
+  Applier(storage::Engine* engine, mvcc::KvState* kv, uint64_t applied_index, EventSink sink)
+      : engine_(engine), kv_(kv), sink_(std::move(sink)), applied_index_(applied_index) {}
+  // `events` (may be null) receives the command's events.
   Status ApplyOne(storage::WriteBatch* batch, const command::Command& command,
-                  command::CommandResult* result);
+                  command::CommandResult* result, std::vector<mvccpb::Event>* events);
+
+  Status ApplyLease(storage::WriteBatch* batch, const command::Command& command,
+                    command::CommandResult* result, std::vector<mvccpb::Event>* events);
 
   storage::Engine* const engine_;
   mvcc::KvState* const kv_;
+  const EventSink sink_;
+  lease::LeaseState* leases_ = nullptr;
   std::atomic<uint64_t> applied_index_;
 };
 

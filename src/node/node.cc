@@ -43,7 +43,10 @@ Status Node::OpenParts() {
     CAIRN_ASSIGN_OR_RETURN(engine_, storage::RocksDbEngine::Open(engine_options));
   }
   CAIRN_ASSIGN_OR_RETURN(kv_, mvcc::KvState::Open(engine_.get(), filter_, options_.kv));
-  CAIRN_ASSIGN_OR_RETURN(applier_, Applier::Open(engine_.get(), kv_.get()));
+  leases_ = std::make_unique<lease::LeaseState>(engine_.get(), kv_.get());
+  kv_->set_lease_index(leases_.get());
+  CAIRN_ASSIGN_OR_RETURN(applier_, Applier::Open(engine_.get(), kv_.get(), options_.event_sink));
+  applier_->set_leases(leases_.get());
   CAIRN_ASSIGN_OR_RETURN(wal_, wal::Wal::Open(fs, options_.data_dir + "/wal", options_.wal));
   const wal::RecoveryInfo& recovery = wal_->recovery();
   if (recovery.tail_truncated) {

@@ -31,6 +31,7 @@
 #include "cairn/command.pb.h"
 #include "src/base/result.h"
 #include "src/env/file_system.h"
+#include "src/lease/lease_state.h"
 #include "src/mvcc/kv_state.h"
 #include "src/node/applier.h"
 #include "src/storage/engine.h"
@@ -59,6 +60,9 @@ struct NodeOptions {
   // the WAL segments it covers. 0 disables checkpoints: the whole log is kept (tests compare
   // state with a replay of it). Default: 1,000,000.
   uint64_t checkpoint_interval_entries = 1'000'000;
+  // Called on the apply thread after each written batch with its events (watches).
+  // Default: empty = no events are collected.
+  Applier::EventSink event_sink;
 };
 
 class Node {
@@ -76,6 +80,7 @@ class Node {
   void Propose(command::Command command, Done done);
 
   mvcc::KvState* kv() { return kv_.get(); }
+  lease::LeaseState* leases() { return leases_.get(); }
   storage::Engine* engine() { return engine_.get(); }
   uint64_t AppliedIndex() const { return applier_->AppliedIndex(); }
   uint64_t LogFirstIndex() const;
@@ -107,6 +112,7 @@ class Node {
   std::shared_ptr<mvcc::HistoryCompactionFilterFactory> filter_;
   std::unique_ptr<storage::Engine> engine_;
   std::unique_ptr<mvcc::KvState> kv_;
+  std::unique_ptr<lease::LeaseState> leases_;
   std::unique_ptr<Applier> applier_;
   std::unique_ptr<wal::Wal> wal_;
   std::unique_ptr<wal::GroupCommitter> committer_;

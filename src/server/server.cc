@@ -4,6 +4,7 @@
 #include <grpcpp/server_builder.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <climits>
 
@@ -21,6 +22,13 @@ mvcc::ValidationOptions ValidationFor(const ServerOptions& options) {
   return validation;
 }
 
+WatchServiceOptions WatchOptionsFor(const ServerOptions& options) {
+  WatchServiceOptions watch;
+  watch.progress_notify_interval_ms = options.watch_progress_notify_interval_ms;
+  watch.fragment_bytes_max = options.request_bytes_max;
+  return watch;
+}
+
 // "host:port" with the port replaced by `port`.
 std::string WithPort(const std::string& address, int port) {
   return address.substr(0, address.rfind(':') + 1) + std::to_string(port);
@@ -32,6 +40,11 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   if (options.data_dir.empty()) return Status::InvalidArgument("cairnd: a data dir is required");
   node::NodeOptions node_options;
   node_options.data_dir = options.data_dir;
+  // The hub is built with the Server (after the node opened); until then events are dropped.
+  auto hub_slot = std::make_shared<std::atomic<feed::Hub*>>(nullptr);
+  node_options.event_sink = [hub_slot](int64_t revision, std::vector<mvccpb::Event>&& events) {
+    if (feed::Hub* hub = hub_slot->load()) hub->Publish(revision, events);
+  };
   auto node = node::Node::Open(std::move(node_options));
   if (!node.ok()) {
     std::string context = "cannot open data dir \"" + options.data_dir + "\"";
@@ -41,6 +54,12 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
     return node.status().WithContext(context);
   }
   std::unique_ptr<Server> server(new Server(options, std::move(*node)));
+  hub_slot->store(server->hub_.get());
+  Status leases = server->lease_manager_->Start();
+  if (!leases.ok()) {
+    (void)server->Shutdown();
+    return leases.WithContext("restoring leases");
+  }
   Status listening = server->Listen();
   if (!listening.ok()) {
     (void)server->Shutdown();
@@ -56,7 +75,13 @@ Server::Server(const ServerOptions& options, std::unique_ptr<node::Node> node)
       kv_service_(
           std::make_unique<KvService>(node_.get(), &identity_, &worker_, ValidationFor(options))),
       maintenance_service_(std::make_unique<MaintenanceService>(node_.get(), &identity_,
-                                                                options.quota_backend_bytes)) {}
+                                                                options.quota_backend_bytes)),
+      lease_manager_(std::make_unique<LeaseManager>(node_.get(), nullptr, options.lease)),
+      lease_service_(
+          std::make_unique<LeaseService>(node_.get(), lease_manager_.get(), &identity_)),
+      hub_(std::make_unique<feed::Hub>(node_->kv()->CurrentRevision(), options.watch_hub)),
+      watch_service_(std::make_unique<WatchService>(node_.get(), hub_.get(), &identity_,
+                                                    WatchOptionsFor(options))) {}
 
 Server::~Server() { (void)Shutdown(); }
 
@@ -74,6 +99,8 @@ Status Server::Listen() {
   }
   builder.RegisterService(kv_service_.get());
   builder.RegisterService(maintenance_service_.get());
+  builder.RegisterService(lease_service_.get());
+  builder.RegisterService(watch_service_.get());
   grpc_server_ = builder.BuildAndStart();
   for (size_t i = 0; i < ports.size(); i++) {
     if (grpc_server_ == nullptr || ports[i] == 0) {
@@ -86,12 +113,14 @@ Status Server::Listen() {
 }
 
 Status Server::Shutdown() {
+  if (watch_service_) watch_service_->Stop();  // watch streams never end by themselves
   if (grpc_server_) {
     grpc_server_->Shutdown(std::chrono::system_clock::now() +
                            std::chrono::milliseconds(options_.shutdown_deadline_ms));
     grpc_server_->Wait();
     grpc_server_.reset();
   }
+  if (lease_manager_) lease_manager_->Stop();  // its final checkpoint needs the node
   worker_.Stop();
   if (!node_) return Status::Ok();
   Status closed = node_->Close();

@@ -18,11 +18,15 @@
 
 #include "src/base/result.h"
 #include "src/node/node.h"
+#include "src/feed/hub.h"
 #include "src/server/background_worker.h"
 #include "src/server/kv_service.h"
+#include "src/server/lease_manager.h"
+#include "src/server/lease_service.h"
 #include "src/server/maintenance_service.h"
 #include "src/server/member_identity.h"
 #include "src/server/server_options.h"
+#include "src/server/watch_service.h"
 
 namespace cairn::server {
 
@@ -39,6 +43,7 @@ class Server {
   // options when they asked for port 0).
   const std::vector<std::string>& addresses() const { return addresses_; }
   const MemberIdentity& identity() const { return identity_; }
+  node::Node* node() { return node_.get(); }
 
   // Returns the node's close status.
   Status Shutdown();
@@ -53,6 +58,10 @@ class Server {
   BackgroundWorker worker_;
   std::unique_ptr<KvService> kv_service_;
   std::unique_ptr<MaintenanceService> maintenance_service_;
+  std::unique_ptr<LeaseManager> lease_manager_;
+  std::unique_ptr<LeaseService> lease_service_;
+  std::unique_ptr<feed::Hub> hub_;  // fed by the node's event sink (see Start)
+  std::unique_ptr<WatchService> watch_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::vector<std::string> addresses_;
 };

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "src/base/limits.h"
+#include "src/feed/hub.h"
+#include "src/server/lease_manager.h"
 
 namespace cairn::server {
 
@@ -32,6 +34,12 @@ struct ServerOptions {
   int64_t quota_backend_bytes = 0;
   // How long Shutdown lets in-flight requests finish before cancelling them. Default: 5 s.
   int64_t shutdown_deadline_ms = 5000;
+  // Lease expiry ticks, checkpoints and the minimum TTL (lease_manager.h).
+  LeaseManagerOptions lease;
+  // etcd's --watch-progress-notify-interval; 0 disables. Default: 10 minutes.
+  int64_t watch_progress_notify_interval_ms = 10 * 60 * 1000;
+  // Per-watcher buffer bound before catch-up from storage (src/feed/hub.h).
+  feed::HubOptions watch_hub;
 
   // etcd lets gRPC accept messages this much larger than --max-request-bytes, so that an
   // oversized request gets etcd's own error instead of gRPC's RESOURCE_EXHAUSTED.

@@ -12,6 +12,8 @@ std::string_view FamilyName(Family family) {
       return "kv_latest";
     case Family::kKvHistory:
       return "kv_history";
+    case Family::kLease:
+      return "lease";
   }
   CAIRN_CHECK_MSG(false, "unknown storage family");
 }

@@ -34,8 +34,9 @@ enum class Family : uint8_t {
   kMeta = 0,       // applied index, revisions, format version: written with the state
   kKvLatest = 1,   // user key -> current record (live keys only)
   kKvHistory = 2,  // encoded(user key) + revision -> record or tombstone
+  kLease = 3,      // leases and the keys attached to them (docs/formats/lease.md)
 };
-inline constexpr int kFamilyCount = 3;
+inline constexpr int kFamilyCount = 4;
 std::string_view FamilyName(Family family);
 
 // A consistent point-in-time view of the whole engine.

@@ -25,7 +25,7 @@ namespace cairn::storage {
 namespace {
 
 constexpr std::array<Family, kFamilyCount> kFamilies = {Family::kMeta, Family::kKvLatest,
-                                                        Family::kKvHistory};
+                                                        Family::kKvHistory, Family::kLease};
 
 // See CompactRange().
 constexpr int kCompactRangePassesMax = 2;

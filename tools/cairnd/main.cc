@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -27,7 +28,6 @@ struct PendingFlags {
   std::string auto_compaction_mode = "periodic";
   std::string auto_compaction_retention = "0";
   std::string listen_metrics_urls;
-  std::string watch_progress_notify_interval = "10m";
 };
 
 struct Flags {
@@ -35,6 +35,7 @@ struct Flags {
   std::string listen_client_urls = "http://127.0.0.1:2379";
   std::string advertise_client_urls = "http://127.0.0.1:2379";
   std::string log_level = "info";
+  std::string watch_progress_notify_interval = "10m";
   PendingFlags pending;
 };
 
@@ -75,8 +76,39 @@ void AddFlags(CLI::App* app, Flags* flags) {
                   "Auto compaction retention" + later);
   app->add_option("--listen-metrics-urls", p.listen_metrics_urls,
                   "URLs for /metrics and /health" + later);
-  app->add_option("--watch-progress-notify-interval", p.watch_progress_notify_interval,
-                  "Watch progress notification interval" + later);
+  app->add_option("--watch-progress-notify-interval", flags->watch_progress_notify_interval,
+                  "Interval of progress notifications to watchers that asked (Go duration, "
+                  "e.g. 10m, 30s, 500ms; 0 disables)")
+      ->capture_default_str();
+}
+
+// A Go duration ("10m", "1h30m", "500ms", "0") in milliseconds; -1 when malformed.
+int64_t ParseDurationMs(const std::string& text) {
+  if (text == "0") return 0;
+  static const std::pair<const char*, double> kUnits[] = {
+      {"ns", 1e-6}, {"us", 1e-3}, {"ms", 1}, {"s", 1e3}, {"m", 60e3}, {"h", 3600e3}};
+  double total_ms = 0;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t digits_end = at;
+    while (digits_end < text.size() && (std::isdigit(text[digits_end]) || text[digits_end] == '.'))
+      ++digits_end;
+    if (digits_end == at) return -1;
+    const double number = std::stod(text.substr(at, digits_end - at));
+    size_t unit_end = digits_end;
+    while (unit_end < text.size() && std::isalpha(text[unit_end])) ++unit_end;
+    const std::string unit = text.substr(digits_end, unit_end - digits_end);
+    bool known = false;
+    for (const auto& [name, ms] : kUnits) {
+      if (unit == name) {
+        total_ms += number * ms;
+        known = true;
+      }
+    }
+    if (!known) return -1;
+    at = unit_end;
+  }
+  return at == 0 ? -1 : static_cast<int64_t>(total_ms);
 }
 
 int Fail(const std::string& message) {
@@ -127,6 +159,12 @@ int main(int argc, char** argv) {
   }
   if (flags.server.request_bytes_max == 0) return Fail("--max-request-bytes must be positive");
   if (flags.server.txn_ops_max == 0) return Fail("--max-txn-ops must be positive");
+  flags.server.watch_progress_notify_interval_ms =
+      ParseDurationMs(flags.watch_progress_notify_interval);
+  if (flags.server.watch_progress_notify_interval_ms < 0) {
+    return Fail("--watch-progress-notify-interval: not a duration: " +
+                flags.watch_progress_notify_interval);
+  }
 
   const sigset_t signals = BlockShutdownSignals();
   auto logger = cairn::log::Get("cairnd");
