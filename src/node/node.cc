@@ -1,5 +1,6 @@
 #include "src/node/node.h"
 
+#include <chrono>
 #include <vector>
 
 #include "src/base/logging.h"
@@ -179,8 +180,14 @@ void Node::ApplyLoop() {
     for (size_t i = 0; i < taken.size(); ++i) {
       entries[i] = {taken[i]->index, &taken[i]->command, &results[i], &statuses[i]};
     }
+    const auto apply_start = std::chrono::steady_clock::now();
     Status applied =
         failed_.load() ? Status::Unavailable("node failed") : applier_->ApplyBatch(entries);
+    if (applied.ok() && options_.on_apply_batch) {
+      options_.on_apply_batch(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - apply_start).count(),
+          entries.size());
+    }
     if (!applied.ok()) Fail(applied.WithContext("apply"));
     for (size_t i = 0; i < taken.size(); ++i) {
       if (applied.ok()) {

@@ -63,6 +63,9 @@ struct NodeOptions {
   // Called on the apply thread after each written batch with its events (watches).
   // Default: empty = no events are collected.
   Applier::EventSink event_sink;
+  // Called on the apply thread after each successful engine batch with its duration and
+  // entry count (metrics). Default: empty.
+  std::function<void(double apply_seconds, size_t entries)> on_apply_batch;
 };
 
 class Node {
@@ -84,6 +87,8 @@ class Node {
   storage::Engine* engine() { return engine_.get(); }
   uint64_t AppliedIndex() const { return applier_->AppliedIndex(); }
   uint64_t LogFirstIndex() const;
+  // Whether a log or engine failure made the node refuse writes.
+  bool Failed() const { return failed_.load(); }
 
   // Flushes the engine and deletes WAL segments whose entries the flushed state covers.
   Status Checkpoint();

@@ -40,6 +40,8 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   if (options.data_dir.empty()) return Status::InvalidArgument("cairnd: a data dir is required");
   node::NodeOptions node_options;
   node_options.data_dir = options.data_dir;
+  auto metrics = std::make_shared<ServerMetrics>();
+  ServerMetrics::InstallNodeHooks(metrics, &node_options);
   // The hub is built with the Server (after the node opened); until then events are dropped.
   auto hub_slot = std::make_shared<std::atomic<feed::Hub*>>(nullptr);
   node_options.event_sink = [hub_slot](int64_t revision, std::vector<mvccpb::Event>&& events) {
@@ -55,6 +57,9 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   }
   std::unique_ptr<Server> server(new Server(options, std::move(*node)));
   hub_slot->store(server->hub_.get());
+  server->metrics_ = metrics;
+  metrics->AddStateGauges(server->node_.get(), server->hub_.get(),
+                          server->lease_manager_.get());
   Status leases = server->lease_manager_->Start();
   if (!leases.ok()) {
     (void)server->Shutdown();
@@ -92,6 +97,9 @@ Status Server::Listen() {
   const size_t receive_bytes_max =
       std::min<size_t>(options_.request_bytes_max + ServerOptions::kGrpcOverheadBytes, INT_MAX);
   builder.SetMaxReceiveMessageSize(static_cast<int>(receive_bytes_max));
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+  creators.push_back(metrics_->NewInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(creators));
   std::vector<int> ports(options_.client_addresses.size(), 0);
   for (size_t i = 0; i < options_.client_addresses.size(); i++) {
     builder.AddListeningPort(options_.client_addresses[i], grpc::InsecureServerCredentials(),
@@ -101,6 +109,12 @@ Status Server::Listen() {
   builder.RegisterService(maintenance_service_.get());
   builder.RegisterService(lease_service_.get());
   builder.RegisterService(watch_service_.get());
+  lock_waiter_ = std::make_unique<PrefixWaiter>();
+  lock_service_ = std::make_unique<LockService>(node_.get(), &identity_, lock_waiter_.get());
+  election_service_ =
+      std::make_unique<ElectionService>(node_.get(), &identity_, lock_waiter_.get());
+  builder.RegisterService(lock_service_.get());
+  builder.RegisterService(election_service_.get());
   grpc_server_ = builder.BuildAndStart();
   for (size_t i = 0; i < ports.size(); i++) {
     if (grpc_server_ == nullptr || ports[i] == 0) {
@@ -109,11 +123,23 @@ Status Server::Listen() {
     }
     addresses_.push_back(WithPort(options_.client_addresses[i], ports[i]));
   }
+  if (!options_.metrics_addresses.empty()) {
+    auto http = StartMetricsHttp(options_.metrics_addresses, metrics_.get(), node_.get());
+    if (!http.ok()) return http.status();
+    metrics_http_ = std::move(*http);
+  }
   return Status::Ok();
 }
 
+const std::vector<std::string>& Server::metrics_addresses() const {
+  static const std::vector<std::string> kNone;
+  return metrics_http_ ? metrics_http_->addresses() : kNone;
+}
+
 Status Server::Shutdown() {
+  if (metrics_http_) metrics_http_->Stop();  // its gauges read the parts stopped below
   if (watch_service_) watch_service_->Stop();  // watch streams never end by themselves
+  if (lock_waiter_) lock_waiter_->Stop();  // finishes waiting Lock/Campaign/Observe calls
   if (grpc_server_) {
     grpc_server_->Shutdown(std::chrono::system_clock::now() +
                            std::chrono::milliseconds(options_.shutdown_deadline_ms));

@@ -20,11 +20,15 @@
 #include "src/node/node.h"
 #include "src/feed/hub.h"
 #include "src/server/background_worker.h"
+#include "src/server/election_service.h"
 #include "src/server/kv_service.h"
 #include "src/server/lease_manager.h"
 #include "src/server/lease_service.h"
+#include "src/server/lock_service.h"
 #include "src/server/maintenance_service.h"
 #include "src/server/member_identity.h"
+#include "src/server/metrics.h"
+#include "src/server/prefix_waiter.h"
 #include "src/server/server_options.h"
 #include "src/server/watch_service.h"
 
@@ -44,6 +48,8 @@ class Server {
   const std::vector<std::string>& addresses() const { return addresses_; }
   const MemberIdentity& identity() const { return identity_; }
   node::Node* node() { return node_.get(); }
+  // The metrics HTTP addresses served (host:port, bound port), in options order.
+  const std::vector<std::string>& metrics_addresses() const;
 
   // Returns the node's close status.
   Status Shutdown();
@@ -62,8 +68,13 @@ class Server {
   std::unique_ptr<LeaseService> lease_service_;
   std::unique_ptr<feed::Hub> hub_;  // fed by the node's event sink (see Start)
   std::unique_ptr<WatchService> watch_service_;
+  std::unique_ptr<PrefixWaiter> lock_waiter_;  // Lock and Election waits (built in Listen)
+  std::unique_ptr<LockService> lock_service_;
+  std::unique_ptr<ElectionService> election_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::vector<std::string> addresses_;
+  std::shared_ptr<ServerMetrics> metrics_;  // also held by the node's hooks
+  std::unique_ptr<HttpServer> metrics_http_;  // /metrics, /health, /readyz; stopped first
 };
 
 }  // namespace cairn::server

@@ -24,6 +24,9 @@ struct ServerOptions {
   // Client addresses to serve, as host:port (port 0 = any free port; see Server::ports()).
   // Default: 127.0.0.1:2379, etcd's default.
   std::vector<std::string> client_addresses = {"127.0.0.1:2379"};
+  // Addresses (host:port, port 0 = any free port) serving /metrics, /health and /readyz over
+  // HTTP (etcd's --listen-metrics-urls). Default: none.
+  std::vector<std::string> metrics_addresses;
   // etcd's --max-request-bytes: larger write requests fail with "etcdserver: request is too
   // large"; gRPC refuses messages larger than this plus kGrpcOverheadBytes. Default: 1.5 MiB.
   size_t request_bytes_max = limits::kRequestBytesMaxDefault;

@@ -1,5 +1,6 @@
 #include "src/wal/group_committer.h"
 
+#include <chrono>
 #include <future>
 #include <vector>
 
@@ -103,8 +104,14 @@ void GroupCommitter::CommitBatch(std::deque<Pending>* batch) {
   if (!payloads.empty()) {
     std::lock_guard<std::mutex> writer(writer_mutex_);
     Result<uint64_t> first = wal_->AppendBatch(payloads);
+    const auto sync_start = std::chrono::steady_clock::now();
     status = first.ok() ? wal_->Sync() : first.status();
     if (status.ok()) next_index = *first;
+    if (status.ok() && options_.on_sync) {
+      options_.on_sync(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - sync_start).count(),
+          payloads.size());
+    }
   }
   uint64_t ok = 0, failed = 0;
   for (Pending& pending : *batch) {

@@ -42,6 +42,9 @@ class GroupCommitter {
     // Submit also blocks while this many payload bytes are queued (an entry larger than the
     // whole bound is admitted into an empty queue). Default: 64 MiB.
     size_t queue_bytes_max = 64ull << 20;
+    // Called on the commit thread after each successful Wal::Sync with its duration and the
+    // batch's entry count (metrics). Default: empty.
+    std::function<void(double sync_seconds, size_t entries)> on_sync;
   };
 
   struct Stats {

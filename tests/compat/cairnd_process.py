@@ -26,7 +26,8 @@ class Cairnd:
         offset = self.log.tell()  # the log may hold earlier runs' lines
         self.process = subprocess.Popen(
             [self.binary, "--data-dir", self.data_dir,
-             "--listen-client-urls", "http://127.0.0.1:0"] + self.extra_flags,
+             "--listen-client-urls", "http://127.0.0.1:0",
+             "--listen-metrics-urls", "http://127.0.0.1:0"] + self.extra_flags,
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -45,7 +45,8 @@ start_cairnd() {
   local binary=$1 data_dir=$2
   shift 2
   CAIRND_LOG=$TEST_DIR/cairnd.$(date +%s%N).log
-  "$binary" --data-dir "$data_dir" --listen-client-urls http://127.0.0.1:0 "$@" \
+  "$binary" --data-dir "$data_dir" --listen-client-urls http://127.0.0.1:0 \
+    --listen-metrics-urls http://127.0.0.1:0 "$@" \
     >"$CAIRND_LOG" 2>&1 &
   CAIRND_PID=$!
   ENDPOINT=""

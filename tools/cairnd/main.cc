@@ -27,13 +27,13 @@ struct PendingFlags {
   std::string initial_cluster_state = "new";
   std::string auto_compaction_mode = "periodic";
   std::string auto_compaction_retention = "0";
-  std::string listen_metrics_urls;
 };
 
 struct Flags {
   ServerOptions server;
   std::string listen_client_urls = "http://127.0.0.1:2379";
   std::string advertise_client_urls = "http://127.0.0.1:2379";
+  std::string listen_metrics_urls = "http://127.0.0.1:2381";
   std::string log_level = "info";
   std::string watch_progress_notify_interval = "10m";
   PendingFlags pending;
@@ -74,8 +74,10 @@ void AddFlags(CLI::App* app, Flags* flags) {
   app->add_option("--auto-compaction-mode", p.auto_compaction_mode, "periodic or revision" + later);
   app->add_option("--auto-compaction-retention", p.auto_compaction_retention,
                   "Auto compaction retention" + later);
-  app->add_option("--listen-metrics-urls", p.listen_metrics_urls,
-                  "URLs for /metrics and /health" + later);
+  app->add_option("--listen-metrics-urls", flags->listen_metrics_urls,
+                  "Comma-separated http://host:port URLs serving /metrics, /health and /readyz "
+                  "(port 0: any free port, printed at startup; empty: none)")
+      ->capture_default_str();
   app->add_option("--watch-progress-notify-interval", flags->watch_progress_notify_interval,
                   "Interval of progress notifications to watchers that asked (Go duration, "
                   "e.g. 10m, 30s, 500ms; 0 disables)")
@@ -153,6 +155,12 @@ int main(int argc, char** argv) {
   if (!addresses.ok())
     return Fail("--listen-client-urls: " + std::string(addresses.status().message()));
   flags.server.client_addresses = *addresses;
+  if (!flags.listen_metrics_urls.empty()) {
+    auto metrics = cairn::server::ClientUrlsToAddresses(flags.listen_metrics_urls);
+    if (!metrics.ok())
+      return Fail("--listen-metrics-urls: " + std::string(metrics.status().message()));
+    flags.server.metrics_addresses = *metrics;
+  }
   auto advertised = cairn::server::ClientUrlsToAddresses(flags.advertise_client_urls);
   if (!advertised.ok()) {
     return Fail("--advertise-client-urls: " + std::string(advertised.status().message()));
@@ -172,6 +180,11 @@ int main(int argc, char** argv) {
   if (!server.ok()) return Fail(server.status().ToString());
   logger->info("member {} ({:016x}) serving etcd v3 clients on {}", flags.server.name,
                (*server)->identity().member_id(), Join((*server)->addresses()));
+  if (!(*server)->metrics_addresses().empty()) {
+    std::vector<std::string> urls;
+    for (const std::string& address : (*server)->metrics_addresses()) urls.push_back("http://" + address);
+    logger->info("serving /metrics, /health and /readyz on {}", Join(urls));
+  }
 
   const int signal_number = WaitForSignal(signals);
   logger->info("received {}, shutting down", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
