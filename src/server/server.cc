@@ -58,8 +58,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   std::unique_ptr<Server> server(new Server(options, std::move(*node)));
   hub_slot->store(server->hub_.get());
   server->metrics_ = metrics;
-  metrics->AddStateGauges(server->node_.get(), server->hub_.get(),
-                          server->lease_manager_.get());
+  metrics->AddStateGauges(server->node_.get(), server->hub_.get(), server->lease_manager_.get());
   Status leases = server->lease_manager_->Start();
   if (!leases.ok()) {
     (void)server->Shutdown();
@@ -82,8 +81,7 @@ Server::Server(const ServerOptions& options, std::unique_ptr<node::Node> node)
       maintenance_service_(std::make_unique<MaintenanceService>(node_.get(), &identity_,
                                                                 options.quota_backend_bytes)),
       lease_manager_(std::make_unique<LeaseManager>(node_.get(), nullptr, options.lease)),
-      lease_service_(
-          std::make_unique<LeaseService>(node_.get(), lease_manager_.get(), &identity_)),
+      lease_service_(std::make_unique<LeaseService>(node_.get(), lease_manager_.get(), &identity_)),
       hub_(std::make_unique<feed::Hub>(node_->kv()->CurrentRevision(), options.watch_hub)),
       watch_service_(std::make_unique<WatchService>(node_.get(), hub_.get(), &identity_,
                                                     WatchOptionsFor(options))) {}
@@ -137,9 +135,9 @@ const std::vector<std::string>& Server::metrics_addresses() const {
 }
 
 Status Server::Shutdown() {
-  if (metrics_http_) metrics_http_->Stop();  // its gauges read the parts stopped below
+  if (metrics_http_) metrics_http_->Stop();    // its gauges read the parts stopped below
   if (watch_service_) watch_service_->Stop();  // watch streams never end by themselves
-  if (lock_waiter_) lock_waiter_->Stop();  // finishes waiting Lock/Campaign/Observe calls
+  if (lock_waiter_) lock_waiter_->Stop();      // finishes waiting Lock/Campaign/Observe calls
   if (grpc_server_) {
     grpc_server_->Shutdown(std::chrono::system_clock::now() +
                            std::chrono::milliseconds(options_.shutdown_deadline_ms));

@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "src/base/result.h"
-#include "src/node/node.h"
 #include "src/feed/hub.h"
+#include "src/node/node.h"
 #include "src/server/background_worker.h"
 #include "src/server/election_service.h"
 #include "src/server/kv_service.h"
@@ -73,7 +73,7 @@ class Server {
   std::unique_ptr<ElectionService> election_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::vector<std::string> addresses_;
-  std::shared_ptr<ServerMetrics> metrics_;  // also held by the node's hooks
+  std::shared_ptr<ServerMetrics> metrics_;    // also held by the node's hooks
   std::unique_ptr<HttpServer> metrics_http_;  // /metrics, /health, /readyz; stopped first
 };
 

@@ -182,7 +182,8 @@ int main(int argc, char** argv) {
                (*server)->identity().member_id(), Join((*server)->addresses()));
   if (!(*server)->metrics_addresses().empty()) {
     std::vector<std::string> urls;
-    for (const std::string& address : (*server)->metrics_addresses()) urls.push_back("http://" + address);
+    for (const std::string& address : (*server)->metrics_addresses())
+      urls.push_back("http://" + address);
     logger->info("serving /metrics, /health and /readyz on {}", Join(urls));
   }
 
