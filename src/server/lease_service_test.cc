@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "src/server/server.h"
+#include "src/server/server_test_util.h"
 
 namespace cairn::server {
 namespace {
@@ -18,34 +19,15 @@ namespace {
 using etcdserverpb::KV;
 using etcdserverpb::Lease;
 
-class LeaseServiceTest : public ::testing::Test {
+class LeaseServiceTest : public ServerTestBase {
  protected:
   void SetUp() override {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "cairn_lease_test_XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    options_.data_dir = dir_ + "/data";
-    options_.client_addresses = {"127.0.0.1:0"};
+    ServerTestBase::SetUp();
     options_.lease.tick_ms = 50;
   }
-  void TearDown() override {
-    server_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  void StartServer() {
-    auto server = Server::Start(options_);
-    ASSERT_TRUE(server.ok()) << server.status().ToString();
-    server_ = std::move(*server);
-    auto channel = grpc::CreateChannel(server_->addresses()[0], grpc::InsecureChannelCredentials());
+  void MakeStubs(const std::shared_ptr<grpc::Channel>& channel) override {
     kv_ = KV::NewStub(channel);
     lease_ = Lease::NewStub(channel);
-  }
-  void RestartServer() {
-    ASSERT_TRUE(server_->Shutdown().ok());
-    server_.reset();
-    StartServer();
   }
 
   etcdserverpb::LeaseGrantResponse Grant(int64_t ttl, int64_t id = 0) {
@@ -92,9 +74,6 @@ class LeaseServiceTest : public ::testing::Test {
     return lease_->LeaseRevoke(&context, request, &response);
   }
 
-  std::string dir_;
-  ServerOptions options_;
-  std::unique_ptr<Server> server_;
   std::unique_ptr<KV::Stub> kv_;
   std::unique_ptr<Lease::Stub> lease_;
 };

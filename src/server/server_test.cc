@@ -14,6 +14,7 @@
 
 #include "src/server/client_url.h"
 #include "src/server/grpc_status.h"
+#include "src/server/server_test_util.h"
 
 namespace cairn::server {
 namespace {
@@ -21,26 +22,9 @@ namespace {
 using etcdserverpb::KV;
 using etcdserverpb::Maintenance;
 
-class ServerTest : public ::testing::Test {
+class ServerTest : public ServerTestBase {
  protected:
-  void SetUp() override {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "cairn_server_test_XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    options_.data_dir = dir_ + "/data";
-    options_.client_addresses = {"127.0.0.1:0"};
-  }
-  void TearDown() override {
-    server_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  void StartServer() {
-    auto server = Server::Start(options_);
-    ASSERT_TRUE(server.ok()) << server.status().ToString();
-    server_ = std::move(*server);
-    auto channel = grpc::CreateChannel(server_->addresses()[0], grpc::InsecureChannelCredentials());
+  void MakeStubs(const std::shared_ptr<grpc::Channel>& channel) override {
     kv_ = KV::NewStub(channel);
     maintenance_ = Maintenance::NewStub(channel);
   }
@@ -61,9 +45,6 @@ class ServerTest : public ::testing::Test {
     return kv_->Range(&context, request, response);
   }
 
-  std::string dir_;
-  ServerOptions options_;
-  std::unique_ptr<Server> server_;
   std::unique_ptr<KV::Stub> kv_;
   std::unique_ptr<Maintenance::Stub> maintenance_;
 };

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "src/server/server.h"
+#include "src/server/server_test_util.h"
 
 namespace cairn::server {
 namespace {
@@ -79,26 +80,9 @@ etcdserverpb::WatchCreateRequest Watch(const std::string& key, const std::string
   return create;
 }
 
-class WatchServiceTest : public ::testing::Test {
+class WatchServiceTest : public ServerTestBase {
  protected:
-  void SetUp() override {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "cairn_watch_test_XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    options_.data_dir = dir_ + "/data";
-    options_.client_addresses = {"127.0.0.1:0"};
-  }
-  void TearDown() override {
-    server_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  void StartServer() {
-    auto server = Server::Start(options_);
-    ASSERT_TRUE(server.ok()) << server.status().ToString();
-    server_ = std::move(*server);
-    auto channel = grpc::CreateChannel(server_->addresses()[0], grpc::InsecureChannelCredentials());
+  void MakeStubs(const std::shared_ptr<grpc::Channel>& channel) override {
     kv_ = KV::NewStub(channel);
     watch_ = etcdserverpb::Watch::NewStub(channel);
   }
@@ -129,9 +113,6 @@ class WatchServiceTest : public ::testing::Test {
     ASSERT_TRUE(kv_->Compact(&context, request, &response).ok());
   }
 
-  std::string dir_;
-  ServerOptions options_;
-  std::unique_ptr<Server> server_;
   std::unique_ptr<KV::Stub> kv_;
   std::unique_ptr<etcdserverpb::Watch::Stub> watch_;
 };
