@@ -3,42 +3,19 @@
 Usage: lease_python_etcd3_test.py <cairnd binary>
 """
 import os
-import shutil
 import sys
-import tempfile
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cairnd_process import SKIP, Cairnd  # noqa: E402
+from etcd3_harness import CairndTestCase, main  # noqa: E402  (exits with SKIP without etcd3)
+import etcd3  # noqa: E402
+import grpc  # noqa: E402
+from etcd3 import etcdrpc  # noqa: E402
 
-try:
-    import etcd3
-    import grpc
-    from etcd3 import etcdrpc
-except ImportError as error:
-    print("SKIP: python3-etcd3 is not installed (scripts/install-deps.sh installs it):", error)
-    sys.exit(SKIP)
-
-CAIRND = None
 LEASE_NOT_FOUND = "etcdserver: requested lease not found"
 
 
-class Etcd3LeaseTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="cairn_compat_lease_py_")
-        cls.server = Cairnd(CAIRND, os.path.join(cls.dir, "data"),
-                            os.path.join(cls.dir, "cairnd.log")).start()
-        cls.etcd = etcd3.client(host=cls.server.host, port=cls.server.port, timeout=10)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.etcd.close()
-        status = cls.server.stop()
-        shutil.rmtree(cls.dir)
-        assert status == 0, "cairnd exited with %s after SIGTERM" % status
-
+class Etcd3LeaseTest(CairndTestCase):
     def test_grant_put_ttl_refresh_revoke(self):
         lease = self.etcd.lease(60)
         self.assertGreater(lease.id, 0)
@@ -103,5 +80,4 @@ class Etcd3LeaseTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    CAIRND = sys.argv.pop(1)
-    unittest.main(verbosity=2)
+    main()

@@ -5,40 +5,17 @@ Usage: watch_python_etcd3_test.py <cairnd binary>
 """
 import os
 import queue
-import shutil
 import sys
-import tempfile
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cairnd_process import SKIP, Cairnd  # noqa: E402
+from etcd3_harness import CairndTestCase, main  # noqa: E402  (exits with SKIP without etcd3)
+import etcd3  # noqa: E402
+from etcd3 import etcdrpc  # noqa: E402
 
-try:
-    import etcd3
-    from etcd3 import etcdrpc
-except ImportError as error:
-    print("SKIP: python3-etcd3 is not installed (scripts/install-deps.sh installs it):", error)
-    sys.exit(SKIP)
-
-CAIRND = None
 TIMEOUT_S = 10
 
 
-class WatchTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="cairn_compat_watch_py_")
-        cls.server = Cairnd(CAIRND, os.path.join(cls.dir, "data"),
-                            os.path.join(cls.dir, "cairnd.log")).start()
-        cls.etcd = etcd3.client(host=cls.server.host, port=cls.server.port, timeout=10)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.etcd.close()
-        status = cls.server.stop()
-        shutil.rmtree(cls.dir)
-        assert status == 0, "cairnd exited with %s after SIGTERM" % status
-
+class WatchTest(CairndTestCase):
     def setUp(self):
         self.etcd.kvstub.DeleteRange(etcdrpc.DeleteRangeRequest(key=b"\0", range_end=b"\0"), 10)
 
@@ -136,7 +113,4 @@ class WatchTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: watch_python_etcd3_test.py <cairnd binary>")
-    CAIRND = sys.argv.pop(1)
-    unittest.main(verbosity=2)
+    main()
