@@ -19,14 +19,7 @@ constexpr char kMissingLeader[] = "\"leader\" field must be provided";
 // The key under `name`/ with the lowest create revision (etcd's WithFirstCreate): the leader.
 Status FirstCreated(node::Node* node, const std::string& name,
                     etcdserverpb::RangeResponse* response) {
-  const std::string prefix = name + "/";
-  etcdserverpb::RangeRequest request;
-  request.set_key(prefix);
-  request.set_range_end(PrefixEnd(prefix));
-  request.set_sort_target(etcdserverpb::RangeRequest::CREATE);
-  request.set_sort_order(etcdserverpb::RangeRequest::ASCEND);
-  request.set_limit(1);
-  return node->kv()->Range(request, response);
+  return OldestUnderPrefix(node->kv(), name + "/", response);
 }
 
 // Txn{if create_revision(key) == rev}.
@@ -91,14 +84,8 @@ grpc::ServerUnaryReactor* ElectionService::Campaign(grpc::CallbackServerContext*
       }
       // Leader once no key under the prefix was created before ours (etcd's waitDeletes).
       const std::string prefix = name + "/";
-      etcdserverpb::RangeRequest earlier;
-      earlier.set_key(prefix);
-      earlier.set_range_end(PrefixEnd(prefix));
-      earlier.set_sort_target(etcdserverpb::RangeRequest::CREATE);
-      earlier.set_sort_order(etcdserverpb::RangeRequest::ASCEND);
-      earlier.set_limit(1);
       etcdserverpb::RangeResponse earlier_response;
-      Status read = node->kv()->Range(earlier, &earlier_response);
+      Status read = OldestUnderPrefix(node->kv(), prefix, &earlier_response);
       if (read.ok() && earlier_response.kvs_size() > 0 &&
           earlier_response.kvs(0).create_revision() < revision) {
         return false;

@@ -27,6 +27,17 @@ std::string PrefixEnd(const std::string& prefix) {
   return std::string(1, '\0');  // every key
 }
 
+Status OldestUnderPrefix(mvcc::KvState* kv, const std::string& prefix,
+                         etcdserverpb::RangeResponse* response) {
+  etcdserverpb::RangeRequest oldest;
+  oldest.set_key(prefix);
+  oldest.set_range_end(PrefixEnd(prefix));
+  oldest.set_sort_target(etcdserverpb::RangeRequest::CREATE);
+  oldest.set_sort_order(etcdserverpb::RangeRequest::ASCEND);
+  oldest.set_limit(1);
+  return kv->Range(oldest, response);
+}
+
 grpc::ServerUnaryReactor* LockService::Lock(grpc::CallbackServerContext* context,
                                             const v3lockpb::LockRequest* request,
                                             v3lockpb::LockResponse* response) {
@@ -76,14 +87,8 @@ bool LockService::CheckOwner(grpc::CallbackServerContext* context,
     return true;
   }
   // Any key under the prefix created before ours still holds or waits for the lock.
-  etcdserverpb::RangeRequest earlier;
-  earlier.set_key(prefix);
-  earlier.set_range_end(PrefixEnd(prefix));
-  earlier.set_sort_target(etcdserverpb::RangeRequest::CREATE);
-  earlier.set_sort_order(etcdserverpb::RangeRequest::ASCEND);
-  earlier.set_limit(1);
   etcdserverpb::RangeResponse earlier_response;
-  Status status = node_->kv()->Range(earlier, &earlier_response);
+  Status status = OldestUnderPrefix(node_->kv(), prefix, &earlier_response);
   if (status.ok() && earlier_response.kvs_size() > 0 &&
       earlier_response.kvs(0).create_revision() < revision) {
     return false;

@@ -27,6 +27,11 @@ namespace cairn::server {
 std::string RecipeKey(const std::string& name, int64_t lease);
 // The range end covering every key that starts with `prefix`.
 std::string PrefixEnd(const std::string& prefix);
+// Reads, at the current revision, the key under `prefix` with the lowest create_revision:
+// the owner of a lock or the leader of an election (etcd's waitDeletes). `response` has at
+// most one kv, and the header of the read.
+Status OldestUnderPrefix(mvcc::KvState* kv, const std::string& prefix,
+                         etcdserverpb::RangeResponse* response);
 
 class LockService final : public v3lockpb::Lock::CallbackService {
  public:
