@@ -8,7 +8,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev
   librocksdb-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libssl-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
-  etcd-client python3-etcd3 curl
+  etcd-client etcd-server python3-etcd3 curl
 )
 
 missing=()
