@@ -6,7 +6,7 @@ JOBS       ?= 2
 DATA_DIR   ?= ./cairn-data
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build run test bench fmt clean
+.PHONY: all deps configure build run test bench bench-vs-etcd bench-smoke fmt clean
 
 all: build
 
@@ -35,6 +35,16 @@ bench: build
 	@mkdir -p $(BUILD)/bench-data
 	@CAIRN_BENCH_DIR=$(BUILD)/bench-data $(BUILD)/bin/wal_bench $(BENCH_FLAGS)
 	@CAIRN_BENCH_DIR=$(BUILD)/bench-data $(BUILD)/bin/store_bench $(BENCH_FLAGS)
+
+# Cairn vs etcd with tools/cairn-bench (results into docs/benchmarks.md between the
+# bench-vs-etcd markers). QUICK=1 for a short check; BENCH_VS_ETCD_FLAGS=--with-10m etc.
+bench-vs-etcd: build
+	@BUILD=$(BUILD) QUICK=$(or $(QUICK),0) bash scripts/bench-vs-etcd.sh $(BENCH_VS_ETCD_FLAGS)
+
+# A short put/range run against cairnd that fails under a conservative throughput floor
+# (the floors and their reasons are in scripts/bench-smoke.sh). Not part of `make test`.
+bench-smoke: build
+	@BUILD=$(BUILD) bash scripts/bench-smoke.sh
 
 fmt:
 	@git ls-files '*.cc' '*.h' | xargs clang-format -i

@@ -37,6 +37,11 @@ inline constexpr std::string_view kErrFutureRev =
 // NotFound: a Put names a lease that does not exist (the lease module uses it too).
 inline constexpr std::string_view kErrLeaseNotFound = "etcdserver: requested lease not found";
 
+// ResourceExhausted / DataLoss: an active NOSPACE or CORRUPT alarm refuses the request
+// (etcd's capped and corrupt appliers; src/node/alarm_state.h).
+inline constexpr std::string_view kErrNoSpace = "etcdserver: mvcc: database space exceeded";
+inline constexpr std::string_view kErrCorrupt = "etcdserver: corrupt cluster";
+
 inline Status ErrEmptyKey() { return Status::InvalidArgument(kErrEmptyKey); }
 inline Status ErrValueProvided() { return Status::InvalidArgument(kErrValueProvided); }
 inline Status ErrLeaseProvided() { return Status::InvalidArgument(kErrLeaseProvided); }
@@ -50,5 +55,7 @@ inline Status ErrTxnTooDeep() { return Status::InvalidArgument(kErrTxnTooDeep); 
 inline Status ErrCompacted() { return Status::OutOfRange(kErrCompacted); }
 inline Status ErrFutureRev() { return Status::OutOfRange(kErrFutureRev); }
 inline Status ErrLeaseNotFound() { return Status::NotFound(kErrLeaseNotFound); }
+inline Status ErrNoSpace() { return Status::ResourceExhausted(kErrNoSpace); }
+inline Status ErrCorrupt() { return {StatusCode::kDataLoss, kErrCorrupt}; }
 
 }  // namespace cairn::mvcc

@@ -47,6 +47,7 @@ Result<std::unique_ptr<Applier>> Applier::Open(storage::Engine* engine, mvcc::Kv
 
 Status Applier::ApplyOne(storage::WriteBatch* batch, const command::Command& command,
                          command::CommandResult* result, std::vector<mvccpb::Event>* events) {
+  if (alarms_ != nullptr) CAIRN_RETURN_IF_ERROR(alarms_->CheckWrite(command));
   switch (command.request_case()) {
     case command::Command::kPut:
       return kv_->ApplyPut(batch, command.put(), result->mutable_put(), events);
@@ -61,6 +62,9 @@ Status Applier::ApplyOne(storage::WriteBatch* batch, const command::Command& com
     case command::Command::kLeaseRevoke:
     case command::Command::kLeaseCheckpoint:
       return ApplyLease(batch, command, result, events);
+    case command::Command::kAlarm:
+      if (alarms_ == nullptr) return Status::Internal("node: no alarm state for an alarm command");
+      return alarms_->Apply(batch, command.alarm(), result->mutable_alarm());
     case command::Command::REQUEST_NOT_SET:
       // An empty command still occupies its log index (deterministic no-op).
       return Status::Ok();
@@ -100,6 +104,7 @@ Status Applier::ApplyBatch(std::span<Entry> entries) {
   Status written = engine_->Write(batch.get());
   if (!written.ok()) {
     kv_->OnBatchAborted();
+    if (alarms_ != nullptr) (void)alarms_->Reload();
     return written.WithContext("applying log entries " + std::to_string(entries.front().index) +
                                ".." + std::to_string(last));
   }

@@ -24,6 +24,7 @@
 #include "src/base/result.h"
 #include "src/lease/lease_state.h"
 #include "src/mvcc/kv_state.h"
+#include "src/node/alarm_state.h"
 #include "src/storage/engine.h"
 
 namespace cairn::node {
@@ -66,6 +67,9 @@ class Applier {
 
   // The lease state machine for lease_* commands (they fail without it). Set before applying.
   void set_leases(lease::LeaseState* leases) { leases_ = leases; }
+  // The alarm state: alarm commands change it, and its active alarms cap what is applied
+  // (alarm_state.h). Without it alarm commands fail and nothing is capped.
+  void set_alarms(AlarmState* alarms) { alarms_ = alarms; }
 
  private:
   Applier(storage::Engine* engine, mvcc::KvState* kv, uint64_t applied_index, EventSink sink)
@@ -81,6 +85,7 @@ class Applier {
   mvcc::KvState* const kv_;
   const EventSink sink_;
   lease::LeaseState* leases_ = nullptr;
+  AlarmState* alarms_ = nullptr;
   std::atomic<uint64_t> applied_index_;
 };
 

@@ -48,6 +48,8 @@ Status Node::OpenParts() {
   kv_->set_lease_index(leases_.get());
   CAIRN_ASSIGN_OR_RETURN(applier_, Applier::Open(engine_.get(), kv_.get(), options_.event_sink));
   applier_->set_leases(leases_.get());
+  CAIRN_ASSIGN_OR_RETURN(alarms_, AlarmState::Open(engine_.get()));
+  applier_->set_alarms(alarms_.get());
   CAIRN_ASSIGN_OR_RETURN(wal_, wal::Wal::Open(fs, options_.data_dir + "/wal", options_.wal));
   const wal::RecoveryInfo& recovery = wal_->recovery();
   if (recovery.tail_truncated) {
@@ -115,6 +117,13 @@ void Node::Propose(command::Command command, Done done) {
   if (failed_.load(std::memory_order_acquire)) {
     done(CurrentFailure(), {});
     return;
+  }
+  if (admission_) {
+    Status admitted = admission_(command);
+    if (!admitted.ok()) {
+      done(admitted, {});
+      return;
+    }
   }
   auto* proposal = new Proposal{std::move(command), std::move(done)};
   std::string payload = proposal->command.SerializeAsString();

@@ -79,11 +79,19 @@ class Node {
   Node& operator=(const Node&) = delete;
 
   // Logs and applies `command`, then calls `done` exactly once. After a log or engine
-  // failure the node refuses further writes with Unavailable.
+  // failure the node refuses further writes with Unavailable; a command the admission check
+  // refuses is answered with its error and never logged.
   void Propose(command::Command command, Done done);
+
+  // Decides, before a command is logged, whether this member accepts it (the space quota:
+  // src/server/space_quota.h). It runs on the proposer's thread and may call Propose.
+  // REQUIRES: set before Propose is called concurrently (at startup).
+  using Admission = std::function<Status(const command::Command& command)>;
+  void SetAdmission(Admission admission) { admission_ = std::move(admission); }
 
   mvcc::KvState* kv() { return kv_.get(); }
   lease::LeaseState* leases() { return leases_.get(); }
+  AlarmState* alarms() { return alarms_.get(); }
   storage::Engine* engine() { return engine_.get(); }
   uint64_t AppliedIndex() const { return applier_->AppliedIndex(); }
   uint64_t LogFirstIndex() const;
@@ -114,10 +122,12 @@ class Node {
   Status CurrentFailure();
 
   NodeOptions options_;
+  Admission admission_;
   std::shared_ptr<mvcc::HistoryCompactionFilterFactory> filter_;
   std::unique_ptr<storage::Engine> engine_;
   std::unique_ptr<mvcc::KvState> kv_;
   std::unique_ptr<lease::LeaseState> leases_;
+  std::unique_ptr<AlarmState> alarms_;
   std::unique_ptr<Applier> applier_;
   std::unique_ptr<wal::Wal> wal_;
   std::unique_ptr<wal::GroupCommitter> committer_;

@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <future>
 
 #include "src/env/fault_injection_file_system.h"
+#include "src/env/posix_file_system.h"
+#include "src/node/snapshot.h"
 
 namespace cairn::node {
 namespace {
@@ -167,6 +170,157 @@ TEST_F(NodeTest, FailedOpenReturnsAnErrorAndDoesNotCrash) {
   fs::remove_all(dir_ / "wal");  // state now ahead of the log: Open must fail cleanly
   auto node = OpenNode(/*checkpoint_entries=*/1000);
   EXPECT_EQ(node.status().code(), StatusCode::kCorruption);
+}
+
+command::Command AlarmCommand(etcdserverpb::AlarmRequest::AlarmAction action,
+                              etcdserverpb::AlarmType type, uint64_t member_id = 7) {
+  command::Command command;
+  command.mutable_alarm()->set_action(action);
+  command.mutable_alarm()->set_alarm(type);
+  command.mutable_alarm()->set_memberid(member_id);
+  return command;
+}
+
+TEST_F(NodeTest, NospaceAlarmCapsWritesUntilDisarmedAndSurvivesReopen) {
+  {
+    auto node = OpenNode();
+    ASSERT_TRUE(node.ok());
+    ASSERT_TRUE(ProposeAndWait(node->get(), PutCommand("a", "1")).first.ok());
+    auto [armed, armed_result] = ProposeAndWait(
+        node->get(), AlarmCommand(etcdserverpb::AlarmRequest::ACTIVATE, etcdserverpb::NOSPACE));
+    ASSERT_TRUE(armed.ok()) << armed.ToString();
+    ASSERT_EQ(armed_result.alarm().alarms_size(), 1);
+    EXPECT_EQ(armed_result.alarm().alarms(0).memberid(), 7u);
+    // Activating again changes nothing and answers nothing, as etcd's alarm store.
+    auto again = ProposeAndWait(
+        node->get(), AlarmCommand(etcdserverpb::AlarmRequest::ACTIVATE, etcdserverpb::NOSPACE));
+    EXPECT_EQ(again.second.alarm().alarms_size(), 0);
+
+    auto [put, put_result] = ProposeAndWait(node->get(), PutCommand("b", "2"));
+    EXPECT_EQ(put.code(), StatusCode::kResourceExhausted);
+    EXPECT_EQ(put.message(), "etcdserver: mvcc: database space exceeded");
+    command::Command write_txn;
+    write_txn.mutable_txn()->add_success()->mutable_request_put()->set_key("c");
+    EXPECT_EQ(ProposeAndWait(node->get(), write_txn).first.code(), StatusCode::kResourceExhausted);
+    command::Command read_txn;
+    read_txn.mutable_txn()->add_success()->mutable_request_range()->set_key("a");
+    EXPECT_TRUE(ProposeAndWait(node->get(), read_txn).first.ok());
+    command::Command grant;
+    grant.mutable_lease_grant()->set_id(5);
+    grant.mutable_lease_grant()->set_ttl(60);
+    EXPECT_EQ(ProposeAndWait(node->get(), grant).first.code(), StatusCode::kResourceExhausted);
+    command::Command del;
+    del.mutable_delete_range()->set_key("a");
+    EXPECT_TRUE(ProposeAndWait(node->get(), del).first.ok());  // deletes free space
+    EXPECT_EQ((*node)->kv()->CurrentRevision(), 3);
+    ASSERT_TRUE((*node)->Close().ok());
+  }
+  auto node = OpenNode();
+  ASSERT_TRUE(node.ok());
+  EXPECT_TRUE((*node)->alarms()->Active(etcdserverpb::NOSPACE));
+  EXPECT_EQ(ProposeAndWait(node->get(), PutCommand("b", "2")).first.code(),
+            StatusCode::kResourceExhausted);
+  auto [disarmed, disarmed_result] = ProposeAndWait(
+      node->get(), AlarmCommand(etcdserverpb::AlarmRequest::DEACTIVATE, etcdserverpb::NOSPACE));
+  ASSERT_TRUE(disarmed.ok());
+  EXPECT_EQ(disarmed_result.alarm().alarms_size(), 1);
+  EXPECT_TRUE((*node)->alarms()->List().empty());
+  EXPECT_TRUE(ProposeAndWait(node->get(), PutCommand("b", "2")).first.ok());
+}
+
+TEST_F(NodeTest, CorruptAlarmRefusesEveryWriteAndNoneCannotBeActivated) {
+  auto node = OpenNode();
+  ASSERT_TRUE(node.ok());
+  EXPECT_EQ(ProposeAndWait(node->get(),
+                           AlarmCommand(etcdserverpb::AlarmRequest::ACTIVATE, etcdserverpb::NONE))
+                .first.code(),
+            StatusCode::kInvalidArgument);
+  ASSERT_TRUE(ProposeAndWait(node->get(), AlarmCommand(etcdserverpb::AlarmRequest::ACTIVATE,
+                                                       etcdserverpb::CORRUPT))
+                  .first.ok());
+  command::Command del;
+  del.mutable_delete_range()->set_key("a");
+  Status deleted = ProposeAndWait(node->get(), del).first;
+  EXPECT_EQ(deleted.code(), StatusCode::kDataLoss);
+  EXPECT_EQ(deleted.message(), "etcdserver: corrupt cluster");
+  EXPECT_EQ((*node)->kv()->CurrentRevision(), 1);
+}
+
+TEST_F(NodeTest, SnapshotRestoresIntoAFreshDataDirThatContinuesTheLog) {
+  const std::string snapshot_path = dir_.string() + "-snapshot";
+  const std::string restored_dir = dir_.string() + "-restored";
+  fs::remove_all(restored_dir);
+  etcdserverpb::RangeResponse before;
+  uint64_t applied = 0;
+  {
+    auto node = OpenNode();
+    ASSERT_TRUE(node.ok());
+    for (int i = 0; i < 300; ++i) {
+      ASSERT_TRUE(ProposeAndWait(node->get(), PutCommand("k" + std::to_string(i % 120),
+                                                         std::string(100, 'a' + i % 26)))
+                      .first.ok());
+    }
+    command::Command compact;
+    compact.mutable_compaction()->set_revision(150);
+    ASSERT_TRUE(ProposeAndWait(node->get(), compact).first.ok());
+    etcdserverpb::RangeRequest all;
+    all.set_key(std::string(1, '\0'));
+    all.set_range_end(std::string(1, '\0'));
+    ASSERT_TRUE((*node)->kv()->Range(all, &before).ok());
+    auto info = WriteSnapshot((*node)->engine(), env::PosixFileSystem::Default(), snapshot_path);
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    applied = (*node)->AppliedIndex();
+    EXPECT_EQ(info->applied_index, applied);
+    auto verified = VerifySnapshot(env::PosixFileSystem::Default(), snapshot_path);
+    ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+    EXPECT_EQ(verified->records, info->records);
+    EXPECT_EQ(verified->size_bytes, fs::file_size(snapshot_path));
+  }
+  auto restored = RestoreSnapshot(snapshot_path, restored_dir);
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  EXPECT_FALSE(fs::exists(restored_dir + ".restoring"));
+  // Into an existing, non-empty directory: refused, nothing touched.
+  auto refused = RestoreSnapshot(snapshot_path, dir_.string());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  {
+    NodeOptions options;
+    options.data_dir = restored_dir;
+    options.checkpoint_interval_entries = 0;
+    auto node = Node::Open(std::move(options));
+    ASSERT_TRUE(node.ok()) << node.status().ToString();
+    EXPECT_EQ((*node)->AppliedIndex(), applied);
+    EXPECT_EQ((*node)->kv()->CurrentRevision(), 301);
+    EXPECT_EQ((*node)->kv()->CompactedRevision(), 150);
+    etcdserverpb::RangeRequest all;
+    all.set_key(std::string(1, '\0'));
+    all.set_range_end(std::string(1, '\0'));
+    etcdserverpb::RangeResponse after;
+    ASSERT_TRUE((*node)->kv()->Range(all, &after).ok());
+    before.clear_header();
+    after.clear_header();
+    EXPECT_EQ(after.SerializeAsString(), before.SerializeAsString());
+    auto [put, result] = ProposeAndWait(node->get(), PutCommand("new", "v"));
+    ASSERT_TRUE(put.ok()) << put.ToString();
+    EXPECT_EQ(result.put().header().revision(), 302);
+    EXPECT_EQ((*node)->AppliedIndex(), applied + 1);
+  }
+  // A flipped byte anywhere is found before anything is restored.
+  {
+    std::string bytes;
+    {
+      std::ifstream in(snapshot_path, std::ios::binary);
+      bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    bytes[bytes.size() / 2] ^= 0x01;
+    std::ofstream(snapshot_path, std::ios::binary | std::ios::trunc) << bytes;
+    const std::string corrupt_dir = dir_.string() + "-corrupt";
+    auto corrupt = RestoreSnapshot(snapshot_path, corrupt_dir);
+    EXPECT_EQ(corrupt.status().code(), StatusCode::kCorruption) << corrupt.status().ToString();
+    EXPECT_FALSE(fs::exists(corrupt_dir));
+    EXPECT_FALSE(fs::exists(corrupt_dir + ".restoring"));
+  }
+  fs::remove_all(restored_dir);
+  fs::remove(snapshot_path);
 }
 
 }  // namespace

@@ -201,6 +201,12 @@ Result<std::unique_ptr<HttpServer>> StartMetricsHttp(const std::vector<std::stri
                   "{\"health\":\"false\",\"reason\":\"the node refuses writes after a log or "
                   "engine failure\"}");
     }
+    // As etcd 3.5: an active alarm makes the member unhealthy, naming the alarms.
+    std::string alarms;
+    for (const etcdserverpb::AlarmMember& alarm : node->alarms()->List()) {
+      alarms += (alarms.empty() ? "ALARM " : ",") + etcdserverpb::AlarmType_Name(alarm.alarm());
+    }
+    if (!alarms.empty()) return Json(503, "{\"health\":\"false\",\"reason\":\"" + alarms + "\"}");
     return Json(200, "{\"health\":\"true\",\"reason\":\"\"}");
   };
   routes["/readyz"] = [node] {

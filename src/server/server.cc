@@ -59,6 +59,9 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   hub_slot->store(server->hub_.get());
   server->metrics_ = metrics;
   metrics->AddStateGauges(server->node_.get(), server->hub_.get(), server->lease_manager_.get());
+  SpaceQuota* quota = server->space_quota_.get();
+  server->node_->SetAdmission(
+      [quota](const command::Command& command) { return quota->Admit(command); });
   Status leases = server->lease_manager_->Start();
   if (!leases.ok()) {
     (void)server->Shutdown();
@@ -69,6 +72,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
     (void)server->Shutdown();
     return listening;
   }
+  server->auto_compactor_->Start();
   return server;
 }
 
@@ -76,10 +80,15 @@ Server::Server(const ServerOptions& options, std::unique_ptr<node::Node> node)
     : options_(options),
       identity_(options.name, options.cluster_token),
       node_(std::move(node)),
+      space_quota_(std::make_unique<SpaceQuota>(node_.get(), identity_.member_id(),
+                                                options.quota_backend_bytes)),
       kv_service_(
           std::make_unique<KvService>(node_.get(), &identity_, &worker_, ValidationFor(options))),
-      maintenance_service_(std::make_unique<MaintenanceService>(node_.get(), &identity_,
-                                                                options.quota_backend_bytes)),
+      maintenance_service_(std::make_unique<MaintenanceService>(
+          node_.get(), &identity_, space_quota_.get(), &worker_, options.data_dir + "/tmp")),
+      cluster_service_(std::make_unique<ClusterService>(
+          &identity_, options.name, options.advertise_peer_urls, options.advertise_client_urls)),
+      auto_compactor_(std::make_unique<AutoCompactor>(node_.get(), options.auto_compaction)),
       lease_manager_(std::make_unique<LeaseManager>(node_.get(), nullptr, options.lease)),
       lease_service_(std::make_unique<LeaseService>(node_.get(), lease_manager_.get(), &identity_)),
       hub_(std::make_unique<feed::Hub>(node_->kv()->CurrentRevision(), options.watch_hub)),
@@ -105,6 +114,7 @@ Status Server::Listen() {
   }
   builder.RegisterService(kv_service_.get());
   builder.RegisterService(maintenance_service_.get());
+  builder.RegisterService(cluster_service_.get());
   builder.RegisterService(lease_service_.get());
   builder.RegisterService(watch_service_.get());
   lock_waiter_ = std::make_unique<PrefixWaiter>();
@@ -135,9 +145,10 @@ const std::vector<std::string>& Server::metrics_addresses() const {
 }
 
 Status Server::Shutdown() {
-  if (metrics_http_) metrics_http_->Stop();    // its gauges read the parts stopped below
-  if (watch_service_) watch_service_->Stop();  // watch streams never end by themselves
-  if (lock_waiter_) lock_waiter_->Stop();      // finishes waiting Lock/Campaign/Observe calls
+  if (auto_compactor_) auto_compactor_->Stop();  // it waits on the node
+  if (metrics_http_) metrics_http_->Stop();      // its gauges read the parts stopped below
+  if (watch_service_) watch_service_->Stop();    // watch streams never end by themselves
+  if (lock_waiter_) lock_waiter_->Stop();        // finishes waiting Lock/Campaign/Observe calls
   if (grpc_server_) {
     grpc_server_->Shutdown(std::chrono::system_clock::now() +
                            std::chrono::milliseconds(options_.shutdown_deadline_ms));

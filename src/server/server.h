@@ -19,7 +19,9 @@
 #include "src/base/result.h"
 #include "src/feed/hub.h"
 #include "src/node/node.h"
+#include "src/server/auto_compactor.h"
 #include "src/server/background_worker.h"
+#include "src/server/cluster_service.h"
 #include "src/server/election_service.h"
 #include "src/server/kv_service.h"
 #include "src/server/lease_manager.h"
@@ -30,6 +32,7 @@
 #include "src/server/metrics.h"
 #include "src/server/prefix_waiter.h"
 #include "src/server/server_options.h"
+#include "src/server/space_quota.h"
 #include "src/server/watch_service.h"
 
 namespace cairn::server {
@@ -47,6 +50,7 @@ class Server {
   // options when they asked for port 0).
   const std::vector<std::string>& addresses() const { return addresses_; }
   const MemberIdentity& identity() const { return identity_; }
+  const AutoCompactor& auto_compactor() const { return *auto_compactor_; }
   node::Node* node() { return node_.get(); }
   // The metrics HTTP addresses served (host:port, bound port), in options order.
   const std::vector<std::string>& metrics_addresses() const;
@@ -62,8 +66,11 @@ class Server {
   const MemberIdentity identity_;
   std::unique_ptr<node::Node> node_;
   BackgroundWorker worker_;
+  std::unique_ptr<SpaceQuota> space_quota_;  // Node admission (set in Start)
   std::unique_ptr<KvService> kv_service_;
   std::unique_ptr<MaintenanceService> maintenance_service_;
+  std::unique_ptr<ClusterService> cluster_service_;
+  std::unique_ptr<AutoCompactor> auto_compactor_;
   std::unique_ptr<LeaseManager> lease_manager_;
   std::unique_ptr<LeaseService> lease_service_;
   std::unique_ptr<feed::Hub> hub_;  // fed by the node's event sink (see Start)

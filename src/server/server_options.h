@@ -9,6 +9,7 @@
 
 #include "src/base/limits.h"
 #include "src/feed/hub.h"
+#include "src/server/auto_compactor.h"
 #include "src/server/lease_manager.h"
 
 namespace cairn::server {
@@ -32,9 +33,15 @@ struct ServerOptions {
   size_t request_bytes_max = limits::kRequestBytesMaxDefault;
   // etcd's --max-txn-ops. Default: 128.
   size_t txn_ops_max = limits::kTxnOpsMaxDefault;
-  // etcd's --quota-backend-bytes; reported by Status as dbSizeQuota. Not enforced yet (the
-  // NOSPACE alarm comes with Maintenance.Alarm). Default: 0 = etcd's default of 2 GiB.
+  // etcd's --quota-backend-bytes: beyond it writes raise the NOSPACE alarm (space_quota.h).
+  // Default: 0 = etcd's default of 2 GiB; negative disables the quota.
   int64_t quota_backend_bytes = 0;
+  // etcd's --advertise-client-urls and --initial-advertise-peer-urls, as MemberList shows
+  // them. Defaults: etcd's.
+  std::vector<std::string> advertise_client_urls = {"http://localhost:2379"};
+  std::vector<std::string> advertise_peer_urls = {"http://localhost:2380"};
+  // etcd's --auto-compaction-mode and --auto-compaction-retention. Default: off.
+  AutoCompactionOptions auto_compaction;
   // How long Shutdown lets in-flight requests finish before cancelling them. Default: 5 s.
   int64_t shutdown_deadline_ms = 5000;
   // Lease expiry ticks, checkpoints and the minimum TTL (lease_manager.h).

@@ -5,6 +5,7 @@
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/metadata.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -268,6 +270,30 @@ class RocksDbSnapshot final : public Snapshot {
 
 class RocksDbEngineImpl;
 
+// Bytes written but not yet flushed to SST files. RocksDB's memtable properties count arena
+// blocks (megabytes at a time), far from the data they hold, so the engine counts what it
+// writes and what each flush covered.
+class UnflushedBytes final : public rocksdb::EventListener {
+ public:
+  void OnFlushBegin(rocksdb::DB*, const rocksdb::FlushJobInfo&) override {
+    flush_mark_.store(written_.load());
+  }
+  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo&) override {
+    flushed_.store(flush_mark_.load());
+  }
+  void AddWritten(uint64_t bytes) { written_.fetch_add(bytes, std::memory_order_relaxed); }
+  uint64_t Unflushed() const {
+    const uint64_t written = written_.load(std::memory_order_relaxed);
+    const uint64_t flushed = flushed_.load(std::memory_order_relaxed);
+    return written > flushed ? written - flushed : 0;
+  }
+
+ private:
+  std::atomic<uint64_t> written_{0};
+  std::atomic<uint64_t> flush_mark_{0};
+  std::atomic<uint64_t> flushed_{0};
+};
+
 class RocksDbWriteBatch final : public WriteBatch {
  public:
   explicit RocksDbWriteBatch(RocksDbEngineImpl* engine);
@@ -332,6 +358,7 @@ class RocksDbEngineImpl final : public Engine {
   std::vector<rocksdb::ColumnFamilyHandle*> other_handles_;  // default + unknown families
   std::array<std::shared_ptr<FamilyCompaction>, kFamilyCount> compaction_;
   rocksdb::WriteOptions write_options_;
+  std::shared_ptr<UnflushedBytes> unflushed_ = std::make_shared<UnflushedBytes>();
 };
 
 rocksdb::CompressionType ChooseCompression() {
@@ -401,10 +428,11 @@ rocksdb::ColumnFamilyOptions MakeFamilyOptions(const EngineOptions& engine_optio
 Result<std::unique_ptr<Engine>> RocksDbEngineImpl::Open(const EngineOptions& options) {
   if (options.path.empty()) return Status::InvalidArgument("RocksDbEngine: empty path");
   rocksdb::DBOptions db_options = MakeDbOptions();
+  std::unique_ptr<RocksDbEngineImpl> engine(new RocksDbEngineImpl());
+  db_options.listeners.push_back(engine->unflushed_);
   std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   rocksdb::ColumnFamilyOptions base_options = MakeFamilyOptions(options, cache);
 
-  std::unique_ptr<RocksDbEngineImpl> engine(new RocksDbEngineImpl());
   std::vector<std::string> existing;
   rocksdb::Status listed =
       rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), options.path, &existing);
@@ -515,6 +543,7 @@ Status RocksDbEngineImpl::Write(WriteBatch* batch) {
   CAIRN_CHECK_MSG(rocks_batch != nullptr && rocks_batch->engine() == this,
                   "batch does not belong to this engine");
   if (rocks_batch->Count() == 0) return Status::Ok();
+  unflushed_->AddWritten(rocks_batch->rep()->GetDataSize());
   return FromRocks(db_->Write(write_options_, rocks_batch->rep()));
 }
 
@@ -564,13 +593,10 @@ Status RocksDbEngineImpl::CompactRange(Family family, std::string_view begin,
 uint64_t RocksDbEngineImpl::ApproximateSizeBytes() {
   uint64_t total = 0;
   for (rocksdb::ColumnFamilyHandle* handle : handles_) {
-    for (const char* property :
-         {"rocksdb.live-sst-files-size", "rocksdb.cur-size-all-mem-tables"}) {
-      uint64_t value = 0;
-      if (db_->GetIntProperty(handle, property, &value)) total += value;
-    }
+    uint64_t value = 0;
+    if (db_->GetIntProperty(handle, "rocksdb.live-sst-files-size", &value)) total += value;
   }
-  return total;
+  return total + unflushed_->Unflushed();
 }
 
 RocksDbWriteBatch::RocksDbWriteBatch(RocksDbEngineImpl* engine)

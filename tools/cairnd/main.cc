@@ -13,26 +13,27 @@
 
 #include "src/base/logging.h"
 #include "src/server/client_url.h"
+#include "src/server/duration.h"
 #include "src/server/server.h"
 
 namespace {
 
 using cairn::server::ServerOptions;
 
-// Flags that etcd scripts pass and that a later issue makes effective.
+// Flags that etcd scripts pass and that the Raft issue makes effective.
 struct PendingFlags {
   std::string listen_peer_urls = "http://localhost:2380";
-  std::string initial_advertise_peer_urls = "http://localhost:2380";
   std::string initial_cluster;
   std::string initial_cluster_state = "new";
-  std::string auto_compaction_mode = "periodic";
-  std::string auto_compaction_retention = "0";
 };
 
 struct Flags {
   ServerOptions server;
   std::string listen_client_urls = "http://127.0.0.1:2379";
-  std::string advertise_client_urls = "http://127.0.0.1:2379";
+  std::string advertise_client_urls = "http://localhost:2379";
+  std::string initial_advertise_peer_urls = "http://localhost:2380";
+  std::string auto_compaction_mode = "periodic";
+  std::string auto_compaction_retention = "0";
   std::string listen_metrics_urls = "http://127.0.0.1:2381";
   std::string log_level = "info";
   std::string watch_progress_notify_interval = "10m";
@@ -49,7 +50,7 @@ void AddFlags(CLI::App* app, Flags* flags) {
                   "port, printed at startup)")
       ->capture_default_str();
   app->add_option("--advertise-client-urls", flags->advertise_client_urls,
-                  "Client URLs advertised to the cluster (stored; served by MemberList later)")
+                  "Comma-separated client URLs advertised to the cluster (MemberList)")
       ->capture_default_str();
   app->add_option("--initial-cluster-token", s.cluster_token,
                   "Cluster token; with --name it determines the cluster and member ids")
@@ -60,20 +61,27 @@ void AddFlags(CLI::App* app, Flags* flags) {
   app->add_option("--max-txn-ops", s.txn_ops_max, "Most operations in one transaction")
       ->capture_default_str();
   app->add_option("--quota-backend-bytes", s.quota_backend_bytes,
-                  "Backend size quota reported by Status (0 = 2 GiB; not enforced yet)")
+                  "Database size beyond which writes raise the NOSPACE alarm and fail until it "
+                  "is disarmed (0 = 2 GiB, etcd's default; at most 8 GiB; negative: no quota)")
       ->capture_default_str();
   app->add_option("--log-level", flags->log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
   const std::string later = " (accepted, not effective yet)";
   PendingFlags& p = flags->pending;
   app->add_option("--listen-peer-urls", p.listen_peer_urls, "Peer URLs" + later);
-  app->add_option("--initial-advertise-peer-urls", p.initial_advertise_peer_urls,
-                  "Advertised peer URLs" + later);
+  app->add_option("--initial-advertise-peer-urls", flags->initial_advertise_peer_urls,
+                  "Comma-separated peer URLs advertised to the cluster (MemberList)")
+      ->capture_default_str();
   app->add_option("--initial-cluster", p.initial_cluster, "Initial cluster members" + later);
   app->add_option("--initial-cluster-state", p.initial_cluster_state, "new or existing" + later);
-  app->add_option("--auto-compaction-mode", p.auto_compaction_mode, "periodic or revision" + later);
-  app->add_option("--auto-compaction-retention", p.auto_compaction_retention,
-                  "Auto compaction retention" + later);
+  app->add_option("--auto-compaction-mode", flags->auto_compaction_mode,
+                  "periodic: keep the history of the retention period; revision: keep the last "
+                  "retention revisions")
+      ->capture_default_str();
+  app->add_option("--auto-compaction-retention", flags->auto_compaction_retention,
+                  "Auto compaction retention: hours or a duration (e.g. 30m) for periodic, a "
+                  "revision count for revision; 0 disables")
+      ->capture_default_str();
   app->add_option("--listen-metrics-urls", flags->listen_metrics_urls,
                   "Comma-separated http://host:port URLs serving /metrics, /health and /readyz "
                   "(port 0: any free port, printed at startup; empty: none)")
@@ -82,35 +90,6 @@ void AddFlags(CLI::App* app, Flags* flags) {
                   "Interval of progress notifications to watchers that asked (Go duration, "
                   "e.g. 10m, 30s, 500ms; 0 disables)")
       ->capture_default_str();
-}
-
-// A Go duration ("10m", "1h30m", "500ms", "0") in milliseconds; -1 when malformed.
-int64_t ParseDurationMs(const std::string& text) {
-  if (text == "0") return 0;
-  static const std::pair<const char*, double> kUnits[] = {
-      {"ns", 1e-6}, {"us", 1e-3}, {"ms", 1}, {"s", 1e3}, {"m", 60e3}, {"h", 3600e3}};
-  double total_ms = 0;
-  size_t at = 0;
-  while (at < text.size()) {
-    size_t digits_end = at;
-    while (digits_end < text.size() && (std::isdigit(text[digits_end]) || text[digits_end] == '.'))
-      ++digits_end;
-    if (digits_end == at) return -1;
-    const double number = std::stod(text.substr(at, digits_end - at));
-    size_t unit_end = digits_end;
-    while (unit_end < text.size() && std::isalpha(text[unit_end])) ++unit_end;
-    const std::string unit = text.substr(digits_end, unit_end - digits_end);
-    bool known = false;
-    for (const auto& [name, ms] : kUnits) {
-      if (unit == name) {
-        total_ms += number * ms;
-        known = true;
-      }
-    }
-    if (!known) return -1;
-    at = unit_end;
-  }
-  return at == 0 ? -1 : static_cast<int64_t>(total_ms);
 }
 
 int Fail(const std::string& message) {
@@ -134,6 +113,17 @@ int WaitForSignal(const sigset_t& signals) {
   while (sigwait(&signals, &signal_number) != 0) {
   }
   return signal_number;
+}
+
+std::vector<std::string> SplitCommas(const std::string& text) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    if (comma > start) items.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return items;
 }
 
 std::string Join(const std::vector<std::string>& items) {
@@ -165,10 +155,16 @@ int main(int argc, char** argv) {
   if (!advertised.ok()) {
     return Fail("--advertise-client-urls: " + std::string(advertised.status().message()));
   }
+  flags.server.advertise_client_urls = SplitCommas(flags.advertise_client_urls);
+  flags.server.advertise_peer_urls = SplitCommas(flags.initial_advertise_peer_urls);
+  auto compaction = cairn::server::AutoCompactionOptions::Parse(flags.auto_compaction_mode,
+                                                                flags.auto_compaction_retention);
+  if (!compaction.ok()) return Fail(std::string(compaction.status().message()));
+  flags.server.auto_compaction = *compaction;
   if (flags.server.request_bytes_max == 0) return Fail("--max-request-bytes must be positive");
   if (flags.server.txn_ops_max == 0) return Fail("--max-txn-ops must be positive");
   flags.server.watch_progress_notify_interval_ms =
-      ParseDurationMs(flags.watch_progress_notify_interval);
+      cairn::server::ParseDurationMs(flags.watch_progress_notify_interval);
   if (flags.server.watch_progress_notify_interval_ms < 0) {
     return Fail("--watch-progress-notify-interval: not a duration: " +
                 flags.watch_progress_notify_interval);
