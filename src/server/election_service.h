@@ -10,8 +10,8 @@
 //   Leader(name) ─▶ the key under name/ with the lowest create_revision, or
 //       "election: no leader".
 //   Observe(name) ─▶ server stream: the leader's kv each time the leader or its value changes
-//       (seen by polling on the PrefixWaiter; a change and its undo within one poll interval
-//       may be missed).
+//       (checked on the PrefixWaiter after each applied batch; a change and its undo within
+//       one batch are not seen).
 //   Resign(leader) ─▶ Txn{if create_revision(key) == rev: delete key}.
 //
 // Differences from etcd: re-campaigning with an existing key always re-puts the value (etcd

@@ -20,6 +20,13 @@ void PrefixWaiter::Add(Check check) {
   check(/*stopping=*/true);
 }
 
+void PrefixWaiter::Notify() {
+  if (!waiting_.load(std::memory_order_acquire)) return;
+  std::lock_guard lock(mutex_);
+  changed_ = true;
+  wake_.notify_one();
+}
+
 void PrefixWaiter::Stop() {
   {
     std::lock_guard lock(mutex_);
@@ -36,14 +43,17 @@ void PrefixWaiter::Loop() {
   while (true) {
     {
       std::unique_lock lock(mutex_);
-      auto woken = [this] { return !added_.empty() || stopping_; };
+      auto woken = [this] { return !added_.empty() || stopping_ || changed_; };
       if (pending.empty()) {
-        wake_.wait(lock, woken);  // idle: no polling without waiters
+        wake_.wait(lock, woken);  // idle: no checks without waiters
       } else {
-        wake_.wait_for(lock, kPollInterval, woken);
+        wake_.wait_for(lock, kBackstopInterval, woken);
       }
+      changed_ = false;
       for (auto& check : added_) pending.push_back(std::move(check));
       added_.clear();
+      // Set before the checks run, so that a change during them wakes the next wait.
+      waiting_.store(!pending.empty(), std::memory_order_release);
       stopping = stopping_;
     }
     std::vector<Check> still;

@@ -44,8 +44,11 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   ServerMetrics::InstallNodeHooks(metrics, &node_options);
   // The hub is built with the Server (after the node opened); until then events are dropped.
   auto hub_slot = std::make_shared<std::atomic<feed::Hub*>>(nullptr);
-  node_options.event_sink = [hub_slot](int64_t revision, std::vector<mvccpb::Event>&& events) {
+  auto waiter_slot = std::make_shared<std::atomic<PrefixWaiter*>>(nullptr);
+  node_options.event_sink = [hub_slot, waiter_slot](int64_t revision,
+                                                    std::vector<mvccpb::Event>&& events) {
     if (feed::Hub* hub = hub_slot->load()) hub->Publish(revision, events);
+    if (PrefixWaiter* waiter = waiter_slot->load()) waiter->Notify();
   };
   auto node = node::Node::Open(std::move(node_options));
   if (!node.ok()) {
@@ -57,6 +60,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   }
   std::unique_ptr<Server> server(new Server(options, std::move(*node)));
   hub_slot->store(server->hub_.get());
+  server->waiter_slot_ = waiter_slot;
   server->metrics_ = metrics;
   metrics->AddStateGauges(server->node_.get(), server->hub_.get(), server->lease_manager_.get());
   SpaceQuota* quota = server->space_quota_.get();
@@ -118,6 +122,7 @@ Status Server::Listen() {
   builder.RegisterService(lease_service_.get());
   builder.RegisterService(watch_service_.get());
   lock_waiter_ = std::make_unique<PrefixWaiter>();
+  waiter_slot_->store(lock_waiter_.get());
   lock_service_ = std::make_unique<LockService>(node_.get(), &identity_, lock_waiter_.get());
   election_service_ =
       std::make_unique<ElectionService>(node_.get(), &identity_, lock_waiter_.get());
@@ -148,7 +153,8 @@ Status Server::Shutdown() {
   if (auto_compactor_) auto_compactor_->Stop();  // it waits on the node
   if (metrics_http_) metrics_http_->Stop();      // its gauges read the parts stopped below
   if (watch_service_) watch_service_->Stop();    // watch streams never end by themselves
-  if (lock_waiter_) lock_waiter_->Stop();        // finishes waiting Lock/Campaign/Observe calls
+  if (waiter_slot_) waiter_slot_->store(nullptr);
+  if (lock_waiter_) lock_waiter_->Stop();  // finishes waiting Lock/Campaign/Observe calls
   if (grpc_server_) {
     grpc_server_->Shutdown(std::chrono::system_clock::now() +
                            std::chrono::milliseconds(options_.shutdown_deadline_ms));

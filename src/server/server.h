@@ -76,6 +76,8 @@ class Server {
   std::unique_ptr<feed::Hub> hub_;  // fed by the node's event sink (see Start)
   std::unique_ptr<WatchService> watch_service_;
   std::unique_ptr<PrefixWaiter> lock_waiter_;  // Lock and Election waits (built in Listen)
+  // Where the node's event sink finds lock_waiter_ to notify of applied writes.
+  std::shared_ptr<std::atomic<PrefixWaiter*>> waiter_slot_;
   std::unique_ptr<LockService> lock_service_;
   std::unique_ptr<ElectionService> election_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
