@@ -46,8 +46,8 @@ class PrefixWaiter {
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
-  bool changed_ = false;      // guarded by mutex_
-  std::vector<Check> added_;  // guarded by mutex_
+  bool changed_ = false;              // guarded by mutex_
+  std::vector<Check> added_;          // guarded by mutex_
   std::atomic<bool> waiting_{false};  // checks are pending: Notify must wake the thread
   std::thread thread_;
 };
