@@ -91,7 +91,10 @@ Status ScanHistory(storage::Engine* engine, std::string_view key, std::string_vi
     }
     format::HistoryRecordView record;
     if (!format::DecodeHistoryRecord(it->value(), &record)) return CorruptHistory();
-    if (pending_revision != 0 && record.kind == format::HistoryKind::kPut) {
+    // etcd gives a create event (create_revision == mod_revision) no prev_kv.
+    const bool pending_create = pending.type() == mvccpb::Event::PUT &&
+                                pending.kv().create_revision() == pending.kv().mod_revision();
+    if (pending_revision != 0 && record.kind == format::HistoryKind::kPut && !pending_create) {
       internal::FillKeyValue(user_key,
                              format::RecordView{record.create_revision, main, record.version,
                                                 record.lease, record.value},

@@ -213,6 +213,16 @@ struct ModelCommand {
   ModelCommand(const Model& m) : model(m), begin(m.current()), work(m.states.back()) {}
   int64_t rev() const { return begin + 1; }
 
+  // etcd's watch: an event's prev_kv is the key at revision - 1, i.e. before this command;
+  // a create event (create_revision == mod_revision) has none.
+  void SetEventPrevKv(mvccpb::Event* event) const {
+    const mvccpb::KeyValue& kv = event->kv();
+    if (event->type() == mvccpb::Event::PUT && kv.create_revision() == kv.mod_revision()) return;
+    const ModelState& before = model.states.back();
+    auto it = before.find(kv.key());
+    if (it != before.end()) *event->mutable_prev_kv() = ToProto(it->first, it->second);
+  }
+
   Status Put(const etcdserverpb::PutRequest& req, etcdserverpb::PutResponse* resp) {
     auto it = work.find(req.key());
     bool found = it != work.end();
@@ -226,10 +236,8 @@ struct ModelCommand {
     mvccpb::Event event;
     event.set_type(mvccpb::Event::PUT);
     *event.mutable_kv() = ToProto(req.key(), next);
-    if (found) {
-      *event.mutable_prev_kv() = ToProto(req.key(), it->second);
-      if (req.prev_kv()) *resp->mutable_prev_kv() = event.prev_kv();
-    }
+    if (found && req.prev_kv()) *resp->mutable_prev_kv() = ToProto(req.key(), it->second);
+    SetEventPrevKv(&event);
     events.push_back(event);
     resp->mutable_header()->set_revision(rev());
     work[req.key()] = next;
@@ -248,8 +256,8 @@ struct ModelCommand {
       event.set_type(mvccpb::Event::DELETE);
       event.mutable_kv()->set_key(k);
       event.mutable_kv()->set_mod_revision(rev());
-      *event.mutable_prev_kv() = ToProto(k, work[k]);
-      if (req.prev_kv()) *resp->add_prev_kvs() = event.prev_kv();
+      if (req.prev_kv()) *resp->add_prev_kvs() = ToProto(k, work[k]);
+      SetEventPrevKv(&event);
       events.push_back(event);
       work.erase(k);
       ++changes;

@@ -537,6 +537,49 @@ TEST_P(KvStateTxnTest, SubRevisionsAndSameRevisionForAllChanges) {
   EXPECT_EQ(record.sub_revision, 2);
 }
 
+// Regression (tests/diff against etcd 3.4): an event's prev_kv is the key before the txn
+// (etcd's watch reads it at revision - 1), not an earlier change of the same txn.
+TEST_P(KvStateTxnTest, EventPrevKvIsTheKeyBeforeTheTxn) {
+  store_.Put("x", "0");  // 2
+  TxnRequest txn;
+  *txn.add_success() = PutOp("n", "new");  // created and deleted by this txn
+  *txn.add_success() = PutOp("x", "1");
+  *txn.add_success() = DeleteOp("a", Nul());
+  std::vector<mvccpb::Event> events;
+  etcdserverpb::TxnResponse resp;
+  ASSERT_TRUE(store_
+                  .Apply([&](storage::WriteBatch* b) {
+                    return store_.kv()->ApplyTxn(b, txn, &resp, &events);
+                  })
+                  .ok());
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[0].kv().key(), "n");
+  EXPECT_FALSE(events[0].has_prev_kv());
+  EXPECT_EQ(events[1].prev_kv().value(), "0");
+  EXPECT_EQ(events[2].type(), mvccpb::Event::DELETE);
+  EXPECT_EQ(events[2].kv().key(), "n");
+  EXPECT_FALSE(events[2].has_prev_kv());
+  EXPECT_EQ(events[3].kv().key(), "x");
+  EXPECT_EQ(events[3].prev_kv().value(), "0");
+  EXPECT_EQ(events[3].prev_kv().mod_revision(), 2);
+
+  // Delete, then put again in one txn: the put is a create event, which has no prev_kv.
+  store_.Put("x", "1");
+  TxnRequest recreate;
+  *recreate.add_success() = DeleteOp("a", Nul());
+  *recreate.add_success() = PutOp("x", "2");
+  events.clear();
+  ASSERT_TRUE(store_
+                  .Apply([&](storage::WriteBatch* b) {
+                    return store_.kv()->ApplyTxn(b, recreate, &resp, &events);
+                  })
+                  .ok());
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].prev_kv().value(), "1");
+  EXPECT_EQ(events[1].kv().create_revision(), events[1].kv().mod_revision());
+  EXPECT_FALSE(events[1].has_prev_kv());
+}
+
 TEST_P(KvStateTxnTest, NestedTxnComparesSeeTheStateBeforeTheTxn) {
   store_.Put("flag", "0");  // 2
   TxnRequest inner;

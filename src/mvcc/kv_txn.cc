@@ -25,22 +25,30 @@ const auto& ChosenOps(const etcdserverpb::TxnRequest& req, bool succeeded) {
 void CommandExecutor::AddEvent(mvccpb::Event::EventType type, mvccpb::KeyValue kv,
                                const mvccpb::KeyValue* prev) {
   if (events_ == nullptr) return;
+  // etcd's watch reads an event's prev_kv at the event's revision - 1: the key as it was
+  // before this command, also when the command changed it twice (put, then delete); and a
+  // create event (a put with create_revision == mod_revision) never has one (IsCreateEvent).
+  auto [before, first] = before_command_.try_emplace(kv.key());
+  if (first && prev != nullptr) before->second = *prev;
+  const bool create = type == mvccpb::Event::PUT && kv.create_revision() == kv.mod_revision();
   mvccpb::Event& event = events_->emplace_back();
   event.set_type(type);
   *event.mutable_kv() = std::move(kv);
-  if (prev != nullptr) *event.mutable_prev_kv() = *prev;
+  if (before->second && !create) *event.mutable_prev_kv() = *before->second;
 }
 
 Status CommandExecutor::Put(const etcdserverpb::PutRequest& req, etcdserverpb::PutResponse* resp) {
   CAIRN_CHECK(batch_ != nullptr);
   std::string buffer;
   format::RecordView old;
-  CAIRN_ASSIGN_OR_RETURN(bool found, GetLatest(view_, req.key(), &buffer, &old));
-  if ((req.ignore_value() || req.ignore_lease()) && !found) return ErrKeyNotFound();
+  // etcd's applyPut looks the lease up before the key (a txn's puts were checked before
+  // any op ran, in CheckPuts' order).
   if (leases_ != nullptr && !req.ignore_lease() && req.lease() != 0) {
     CAIRN_ASSIGN_OR_RETURN(bool lease_exists, leases_->Exists(batch_, req.lease()));
     if (!lease_exists) return ErrLeaseNotFound();
   }
+  CAIRN_ASSIGN_OR_RETURN(bool found, GetLatest(view_, req.key(), &buffer, &old));
+  if ((req.ignore_value() || req.ignore_lease()) && !found) return ErrKeyNotFound();
 
   const int64_t revision = begin_revision_ + 1;
   format::RecordView record;
@@ -147,7 +155,8 @@ Status CommandExecutor::ComputePath(const etcdserverpb::TxnRequest& req, std::ve
   return Status::Ok();
 }
 
-// etcd's checkPut: ignore_value / ignore_lease need the key to exist before the txn.
+// etcd's checkRequestPut, op by op: ignore_value / ignore_lease need the key to exist
+// before the txn, then the lease must exist.
 Status CommandExecutor::CheckPuts(const etcdserverpb::TxnRequest& req,
                                   const std::vector<bool>& path, size_t* index) {
   CAIRN_CHECK(*index < path.size());
@@ -159,11 +168,16 @@ Status CommandExecutor::CheckPuts(const etcdserverpb::TxnRequest& req,
     }
     if (op.request_case() != RequestOp::kRequestPut) continue;
     const auto& put = op.request_put();
-    if (!put.ignore_value() && !put.ignore_lease()) continue;
-    std::string buffer;
-    format::RecordView record;
-    CAIRN_ASSIGN_OR_RETURN(bool found, GetLatest(view_, put.key(), &buffer, &record));
-    if (!found) return ErrKeyNotFound();
+    if (put.ignore_value() || put.ignore_lease()) {
+      std::string buffer;
+      format::RecordView record;
+      CAIRN_ASSIGN_OR_RETURN(bool found, GetLatest(view_, put.key(), &buffer, &record));
+      if (!found) return ErrKeyNotFound();
+    }
+    if (leases_ != nullptr && put.lease() != 0) {
+      CAIRN_ASSIGN_OR_RETURN(bool lease_exists, leases_->Exists(batch_, put.lease()));
+      if (!lease_exists) return ErrLeaseNotFound();
+    }
   }
   return Status::Ok();
 }

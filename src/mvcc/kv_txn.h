@@ -5,6 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "etcdserverpb/rpc.pb.h"
@@ -79,6 +82,9 @@ class CommandExecutor {
   LeaseIndex* leases_ = nullptr;
   int64_t changes_ = 0;
   int64_t min_read_revision_ = INT64_MAX;
+  // Each key this command changed, as it was before the command (nullopt: absent), for
+  // events' prev_kv.
+  std::map<std::string, std::optional<mvccpb::KeyValue>> before_command_;
 };
 
 }  // namespace cairn::mvcc::internal

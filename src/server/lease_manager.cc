@@ -179,6 +179,16 @@ std::optional<int64_t> LeaseManager::RemainingSeconds(int64_t id) {
   return static_cast<int64_t>(left / kNanosPerSecond);
 }
 
+void LeaseManager::SortByExpiry(std::vector<int64_t>* ids) {
+  std::lock_guard lock(mutex_);
+  auto deadline = [&](int64_t id) {
+    auto it = leases_.find(id);
+    return it == leases_.end() ? UINT64_MAX : it->second.deadline_nanos;
+  };
+  std::stable_sort(ids->begin(), ids->end(),
+                   [&](int64_t a, int64_t b) { return deadline(a) < deadline(b); });
+}
+
 size_t LeaseManager::Count() {
   std::lock_guard lock(mutex_);
   return leases_.size();

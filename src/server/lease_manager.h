@@ -22,6 +22,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "etcdserverpb/rpc.pb.h"
 #include "src/base/result.h"
@@ -77,6 +78,9 @@ class LeaseManager {
   // Whole seconds left (etcd truncates), or nullopt for an unknown lease.
   std::optional<int64_t> RemainingSeconds(int64_t id);
   size_t Count();
+  // Orders `ids` by deadline, soonest first (etcd's LeaseLeases order: lessor.Leases() sorts
+  // by remaining time); IDs without a deadline go last, in their given order.
+  void SortByExpiry(std::vector<int64_t>* ids);
 
   // Proposes revokes for expired leases and, when due, checkpoints.
   void Tick();

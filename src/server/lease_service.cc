@@ -135,7 +135,10 @@ grpc::ServerUnaryReactor* LeaseService::LeaseLeases(grpc::CallbackServerContext*
     reactor->Finish(ToGrpcStatus(leases.status()));
     return reactor;
   }
-  for (const lease::LeaseInfo& info : *leases) response->add_leases()->set_id(info.id);
+  std::vector<int64_t> ids;
+  for (const lease::LeaseInfo& info : *leases) ids.push_back(info.id);
+  manager_->SortByExpiry(&ids);
+  for (int64_t id : ids) response->add_leases()->set_id(id);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

@@ -131,6 +131,51 @@ TEST_F(LeaseServiceTest, TimeToLiveListAndRevoke) {
   EXPECT_EQ(again.error_message(), "etcdserver: requested lease not found");
 }
 
+// Regression (tests/diff against etcd 3.4): a plain Put looks the lease up before the key
+// (applyPut); a txn checks its puts op by op, key then lease (checkRequestPut).
+TEST_F(LeaseServiceTest, MissingLeaseAndMissingKeyErrorOrder) {
+  StartServer();
+  etcdserverpb::PutRequest put;
+  put.set_key("missing");
+  put.set_lease(777);
+  put.set_ignore_value(true);
+  etcdserverpb::PutResponse put_response;
+  grpc::ClientContext put_context;
+  EXPECT_EQ(kv_->Put(&put_context, put, &put_response).error_message(),
+            "etcdserver: requested lease not found");
+
+  auto txn_error = [&](const std::vector<etcdserverpb::PutRequest>& puts) {
+    etcdserverpb::TxnRequest txn;
+    for (const auto& p : puts) *txn.add_success()->mutable_request_put() = p;
+    etcdserverpb::TxnResponse response;
+    grpc::ClientContext context;
+    return kv_->Txn(&context, txn, &response).error_message();
+  };
+  EXPECT_EQ(txn_error({put}), "etcdserver: key not found");
+  etcdserverpb::PutRequest lease_only;
+  lease_only.set_key("other");
+  lease_only.set_lease(777);
+  EXPECT_EQ(txn_error({lease_only, put}), "etcdserver: requested lease not found");
+}
+
+// Regression (tests/diff against etcd 3.4): LeaseLeases lists leases soonest expiry first,
+// as etcd's lessor.Leases() does, not by ID.
+TEST_F(LeaseServiceTest, LeasesAreListedByExpiry) {
+  StartServer();
+  Grant(300, 1);
+  Grant(60, 2);
+  Grant(120, 3);
+  Grant(60, 4);
+  etcdserverpb::LeaseLeasesResponse leases;
+  grpc::ClientContext context;
+  ASSERT_TRUE(lease_->LeaseLeases(&context, {}, &leases).ok());
+  ASSERT_EQ(leases.leases_size(), 4);
+  EXPECT_EQ(leases.leases(0).id(), 2);
+  EXPECT_EQ(leases.leases(1).id(), 4);
+  EXPECT_EQ(leases.leases(2).id(), 3);
+  EXPECT_EQ(leases.leases(3).id(), 1);
+}
+
 TEST_F(LeaseServiceTest, KeepAliveStreamRefreshesAndMissingLeaseAnswersZero) {
   StartServer();
   const int64_t id = Grant(3).id();

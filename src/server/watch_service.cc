@@ -3,6 +3,7 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -142,7 +143,7 @@ class WatchService::Stream : public std::enable_shared_from_this<Stream> {
     const char* error = nullptr;
     if (!spec.range_end.empty() && !to_end && spec.key >= spec.range_end) {
       error = kErrEmptyWatcherRange;
-    } else if (create.watch_id() != 0 && watchers_.count(create.watch_id()) > 0) {
+    } else if (create.watch_id() != 0 && IdTaken(create.watch_id())) {
       error = kErrDuplicateWatchId;
     }
     if (error != nullptr) {
@@ -155,7 +156,7 @@ class WatchService::Stream : public std::enable_shared_from_this<Stream> {
     }
     int64_t watch_id = create.watch_id();
     if (watch_id == 0) {  // etcd's AutoWatchID: the next free id, from 0
-      while (watchers_.count(next_watch_id_) > 0) ++next_watch_id_;
+      while (IdTaken(next_watch_id_)) ++next_watch_id_;
       watch_id = next_watch_id_++;
     }
     Watcher& watcher = watchers_[watch_id];
@@ -177,11 +178,20 @@ class WatchService::Stream : public std::enable_shared_from_this<Stream> {
     control_.push_back(std::move(created));
   }
 
+  // An id stays taken after its watcher was canceled for compaction, until the client
+  // cancels it (etcd's watchStream keeps it in `watchers` until Cancel).
+  bool IdTaken(int64_t watch_id) const {
+    return watchers_.count(watch_id) > 0 || compacted_ids_.count(watch_id) > 0;
+  }
+
   void Cancel(int64_t watch_id) {
     auto found = watchers_.find(watch_id);
-    if (found == watchers_.end()) return;  // etcd answers nothing for an unknown id
-    service_->hub_->Remove(found->second.hub_id);
-    watchers_.erase(found);
+    if (found != watchers_.end()) {
+      service_->hub_->Remove(found->second.hub_id);
+      watchers_.erase(found);
+    } else if (compacted_ids_.erase(watch_id) == 0) {
+      return;  // etcd answers nothing for an unknown id
+    }
     WatchResponse response = NewResponse(watch_id, service_->hub_->revision());
     response.set_canceled(true);
     control_.push_back(std::move(response));
@@ -225,7 +235,7 @@ class WatchService::Stream : public std::enable_shared_from_this<Stream> {
       feed::Hub::Taken taken = hub->Take(watcher->hub_id, events_max);
       if (taken.kind == feed::Hub::Taken::Kind::kNothing) return false;
       if (taken.kind == feed::Hub::Taken::Kind::kEvents) {
-        QueueEvents(watch_id, *watcher, std::move(taken.events));
+        QueueLiveEvents(watch_id, *watcher, std::move(taken.events));
         return true;
       }
       // Catch-up from storage; the revisions wanted must not be compacted (etcd: minRev <
@@ -240,12 +250,20 @@ class WatchService::Stream : public std::enable_shared_from_this<Stream> {
         FinishLocked(grpc::Status(grpc::StatusCode::INTERNAL, scanned.ToString()));
         return true;
       }
-      if (taken.after_revision + 1 < kv->CompactedRevision()) return CancelCompacted(watch_id);
+      const int64_t compacted = kv->CompactedRevision();
+      if (taken.after_revision + 1 < compacted) return CancelCompacted(watch_id);
       hub->CatchUpScanned(watcher->hub_id, taken.through_revision, scan.scanned_through);
+      // etcd's compaction keeps a key's latest revision at or below the compact revision
+      // only when it is a put (keyIndex.keep): a catch-up from the compact revision itself
+      // has no deletes of that revision.
+      std::erase_if(scan.events, [&](const mvccpb::Event& event) {
+        return event.type() == mvccpb::Event::DELETE && event.kv().mod_revision() <= compacted;
+      });
       std::vector<mvccpb::Event> events;
       feed::FilterEvents(watcher->spec, scan.events, &events);
       if (!events.empty()) {
-        QueueEvents(watch_id, *watcher, std::move(events));
+        // etcd's syncWatchers sends catch-up events with the store's current revision.
+        QueueEvents(watch_id, *watcher, taken.through_revision, std::move(events));
         return true;
       }
     }
@@ -255,18 +273,36 @@ class WatchService::Stream : public std::enable_shared_from_this<Stream> {
     auto found = watchers_.find(watch_id);
     service_->hub_->Remove(found->second.hub_id);
     watchers_.erase(found);
-    // As etcd's sendLoop: canceled with compact_revision, no cancel_reason.
-    WatchResponse response = NewResponse(watch_id, service_->hub_->revision());
+    compacted_ids_.insert(watch_id);
+    // As etcd 3.4: syncWatchers sends WatchResponse{WatchID, CompactRevision} (Revision 0)
+    // and sendLoop turns it into canceled with compact_revision, header.revision 0 and no
+    // cancel_reason.
+    WatchResponse response = NewResponse(watch_id, 0);
     response.set_canceled(true);
     response.set_compact_revision(service_->node_->kv()->CompactedRevision());
     outgoing_.push_back(std::move(response));
     return true;
   }
 
-  // Whole revisions in one response, or fragments of at most fragment_bytes_max for a
-  // watcher that asked for them.
-  void QueueEvents(int64_t watch_id, const Watcher& watcher, std::vector<mvccpb::Event> events) {
-    const int64_t revision = events.back().kv().mod_revision();
+  // Live events: one response per revision with that revision in the header, as etcd's
+  // notify sends them to a synced watcher (also when several revisions were buffered).
+  void QueueLiveEvents(int64_t watch_id, const Watcher& watcher,
+                       std::vector<mvccpb::Event> events) {
+    std::vector<mvccpb::Event> group;
+    for (size_t i = 0; i < events.size(); ++i) {
+      group.push_back(std::move(events[i]));
+      const int64_t revision = group.back().kv().mod_revision();
+      if (i + 1 == events.size() || events[i + 1].kv().mod_revision() != revision) {
+        QueueEvents(watch_id, watcher, revision, std::move(group));
+        group.clear();
+      }
+    }
+  }
+
+  // Events in one response with header.revision `revision`, or fragments of at most
+  // fragment_bytes_max for a watcher that asked for them.
+  void QueueEvents(int64_t watch_id, const Watcher& watcher, int64_t revision,
+                   std::vector<mvccpb::Event> events) {
     WatchResponse response = NewResponse(watch_id, revision);
     const size_t bytes_max = service_->options_.fragment_bytes_max;
     if (!watcher.fragment) {
@@ -320,6 +356,7 @@ class WatchService::Stream : public std::enable_shared_from_this<Stream> {
   int64_t next_watch_id_ = 0;            // GUARDED_BY(mutex_)
   int64_t last_served_ = -1;             // GUARDED_BY(mutex_)
   std::map<int64_t, Watcher> watchers_;  // GUARDED_BY(mutex_), by watch_id
+  std::set<int64_t> compacted_ids_;      // GUARDED_BY(mutex_): canceled for compaction
   std::deque<WatchResponse> control_;    // GUARDED_BY(mutex_): created/canceled/progress
   std::deque<WatchResponse> outgoing_;   // GUARDED_BY(mutex_): built, not yet written
 };

@@ -6,11 +6,13 @@
 //   pump thread ─ hub.Take (buffered events, or a catch-up scan of kv_history) ─▶ StartWrite
 //
 // One write is in flight per stream; the pump thread builds the next response when it
-// completes. Responses follow etcd's: `created` (with header.revision = the current
-// revision), events in revision order with all events of one revision in one response
-// (unless the watcher asked for `fragment` and the response exceeds --max-request-bytes),
-// `canceled` on cancel, and `canceled` with compact_revision when a watcher needs revisions
-// that compaction removed. RequestProgress answers with watch_id -1 once the stream's
+// completes. Responses follow etcd 3.4's (tests/diff compares them with a real etcd):
+// `created` (with header.revision = the current revision), events in revision order with all
+// events of one revision in one response (unless the watcher asked for `fragment` and the
+// response exceeds --max-request-bytes) — live events one response per revision with that
+// revision in the header, a catch-up from storage in one response with the current revision —
+// `canceled` on cancel, and `canceled` with compact_revision (header.revision 0) when a
+// watcher needs revisions that compaction removed; its id stays taken until cancelled. RequestProgress answers with watch_id -1 once the stream's
 // watchers have delivered everything up to the revision it reports.
 //
 // Thread-safety: the hub's notify callbacks only queue work (never block the apply thread).

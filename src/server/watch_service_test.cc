@@ -221,6 +221,60 @@ TEST_F(WatchServiceTest, CompactedStartRevisionIsCanceled) {
   EXPECT_EQ(events[0].kv().value(), "v3");
 }
 
+// Regression (tests/diff against etcd 3.4): a catch-up response carries the store's current
+// revision, not its last event's; the cancel for a compacted start revision carries 0.
+TEST_F(WatchServiceTest, CatchUpHeaderIsCurrentRevisionCompactedCancelIsZero) {
+  StartServer();
+  const int64_t first = Put("k", "v1");
+  const int64_t current = Put("other", "v");
+  WatchStream stream(watch_.get());
+  stream.Create(Watch("k", "", first));
+  EXPECT_TRUE(stream.Read().created());
+  WatchResponse history = stream.Read();
+  ASSERT_EQ(history.events_size(), 1);
+  EXPECT_EQ(history.header().revision(), current);
+  Compact(current);
+  WatchStream compacted(watch_.get());
+  compacted.Create(Watch("k", "", first));
+  EXPECT_TRUE(compacted.Read().created());
+  WatchResponse canceled = compacted.Read();
+  EXPECT_TRUE(canceled.canceled());
+  EXPECT_EQ(canceled.compact_revision(), current);
+  EXPECT_EQ(canceled.header().revision(), 0);
+  // Its id stays taken until the client cancels it, and that cancel is answered.
+  compacted.Create(Watch("k"));
+  WatchResponse next = compacted.Read();
+  EXPECT_TRUE(next.created());
+  EXPECT_EQ(next.watch_id(), canceled.watch_id() + 1);
+  compacted.Cancel(canceled.watch_id());
+  WatchResponse cancel = compacted.Read();
+  EXPECT_TRUE(cancel.canceled());
+  EXPECT_EQ(cancel.watch_id(), canceled.watch_id());
+  EXPECT_EQ(cancel.header().revision(), current);
+}
+
+// Regression (tests/diff against etcd 3.4): compaction drops tombstones at the compact
+// revision itself, so a watch from that revision gets its puts but not its deletes.
+TEST_F(WatchServiceTest, CatchUpFromCompactRevisionHasNoDeletesOfIt) {
+  StartServer();
+  Put("gone", "v");
+  etcdserverpb::TxnRequest txn;  // one revision: delete "gone", put "kept"
+  txn.add_success()->mutable_request_delete_range()->set_key("gone");
+  txn.add_success()->mutable_request_put()->set_key("kept");
+  etcdserverpb::TxnResponse txn_response;
+  grpc::ClientContext context;
+  ASSERT_TRUE(kv_->Txn(&context, txn, &txn_response).ok());
+  const int64_t compacted = txn_response.header().revision();
+  Compact(compacted);
+  WatchStream stream(watch_.get());
+  stream.Create(Watch("a", "z", compacted));
+  EXPECT_TRUE(stream.Read().created());
+  auto events = stream.ReadEvents(1);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].type(), mvccpb::Event::PUT);
+  EXPECT_EQ(events[0].kv().key(), "kept");
+}
+
 TEST_F(WatchServiceTest, Filters) {
   StartServer();
   WatchStream stream(watch_.get());
