@@ -12,8 +12,9 @@
 // response exceeds --max-request-bytes) — live events one response per revision with that
 // revision in the header, a catch-up from storage in one response with the current revision —
 // `canceled` on cancel, and `canceled` with compact_revision (header.revision 0) when a
-// watcher needs revisions that compaction removed; its id stays taken until cancelled. RequestProgress answers with watch_id -1 once the stream's
-// watchers have delivered everything up to the revision it reports.
+// watcher needs revisions that compaction removed; its id stays taken until cancelled.
+// RequestProgress answers with watch_id -1 once the stream's watchers have delivered
+// everything up to the revision it reports.
 //
 // Thread-safety: the hub's notify callbacks only queue work (never block the apply thread).
 // Catch-up scans run on the pump thread, bounded per step. The node, the hub and the
