@@ -64,13 +64,18 @@ Status ScanHistory(storage::Engine* engine, std::string_view key, std::string_vi
   format::AppendInvertedRevision(&target, through_revision);
   it->Seek(target);
   std::string user_key;
-  // The event of the newer entry of the current key, waiting for its prev_kv.
-  mvccpb::Event pending;
+  // The events of the newer entry of the current key (several when one txn changed the key
+  // more than once at that revision), waiting for their prev_kv: the key as the next older
+  // entry left it.
+  std::vector<std::pair<int64_t, mvccpb::Event>> pending;  // (sub revision, event)
   int64_t pending_revision = 0;
-  int64_t pending_sub = 0;
+  std::vector<format::HistoryRecordView> changes;
   std::string current_escaped;
   auto flush_pending = [&] {
-    if (pending_revision != 0) Add(&collected, events_max, pending_revision, pending_sub, pending);
+    for (auto& [sub, event] : pending) {
+      Add(&collected, events_max, pending_revision, sub, std::move(event));
+    }
+    pending.clear();
     pending_revision = 0;
   };
   while (it->Valid() && (upper.empty() || it->key() < upper)) {
@@ -89,16 +94,19 @@ Status ScanHistory(storage::Engine* engine, std::string_view key, std::string_vi
       it->Seek(target);
       continue;
     }
-    format::HistoryRecordView record;
-    if (!format::DecodeHistoryRecord(it->value(), &record)) return CorruptHistory();
-    // etcd gives a create event (create_revision == mod_revision) no prev_kv.
-    const bool pending_create = pending.type() == mvccpb::Event::PUT &&
-                                pending.kv().create_revision() == pending.kv().mod_revision();
-    if (pending_revision != 0 && record.kind == format::HistoryKind::kPut && !pending_create) {
-      internal::FillKeyValue(user_key,
-                             format::RecordView{record.create_revision, main, record.version,
-                                                record.lease, record.value},
-                             pending.mutable_prev_kv());
+    if (!format::DecodeHistoryChanges(it->value(), &changes)) return CorruptHistory();
+    const format::HistoryRecordView& record = changes.back();  // the state at `main`
+    if (!pending.empty() && record.kind == format::HistoryKind::kPut) {
+      for (auto& [sub, event] : pending) {
+        // etcd gives a create event (create_revision == mod_revision) no prev_kv.
+        const bool create = event.type() == mvccpb::Event::PUT &&
+                            event.kv().create_revision() == event.kv().mod_revision();
+        if (create) continue;
+        internal::FillKeyValue(user_key,
+                               format::RecordView{record.create_revision, main, record.version,
+                                                  record.lease, record.value},
+                               event.mutable_prev_kv());
+      }
     }
     flush_pending();
     if (main <= after_revision) {
@@ -108,20 +116,21 @@ Status ScanHistory(storage::Engine* engine, std::string_view key, std::string_vi
       it->Seek(target);
       continue;
     }
-    pending.Clear();
-    if (record.kind == format::HistoryKind::kPut) {
-      pending.set_type(mvccpb::Event::PUT);
-      internal::FillKeyValue(user_key,
-                             format::RecordView{record.create_revision, main, record.version,
-                                                record.lease, record.value},
-                             pending.mutable_kv());
-    } else {
-      pending.set_type(mvccpb::Event::DELETE);
-      pending.mutable_kv()->set_key(user_key);
-      pending.mutable_kv()->set_mod_revision(main);
+    for (const format::HistoryRecordView& change : changes) {
+      mvccpb::Event& event = pending.emplace_back(change.sub_revision, mvccpb::Event()).second;
+      if (change.kind == format::HistoryKind::kPut) {
+        event.set_type(mvccpb::Event::PUT);
+        internal::FillKeyValue(user_key,
+                               format::RecordView{change.create_revision, main, change.version,
+                                                  change.lease, change.value},
+                               event.mutable_kv());
+      } else {
+        event.set_type(mvccpb::Event::DELETE);
+        event.mutable_kv()->set_key(user_key);
+        event.mutable_kv()->set_mod_revision(main);
+      }
     }
     pending_revision = main;
-    pending_sub = record.sub_revision;
     it->Next();
   }
   flush_pending();

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "src/mvcc/errors.h"
+#include "src/mvcc/kv_history_scan.h"
 #include "src/mvcc/kv_test_util.h"
 #include "src/mvcc/mvcc_format.h"
 
@@ -699,6 +700,28 @@ TEST_P(KvStateTxnTest, DeleteThenPutInOneRevisionViaEtcdQuirk) {
   ASSERT_TRUE(store_.Txn(put_then_delete, &resp).ok());
   EXPECT_EQ(store_.Get("a", Nul()).count(), 0);
   EXPECT_EQ(store_.Get("c", "", 4).count(), 0);
+
+  // A watch replaying history sees every change, as etcd's (each has its own sub-revision):
+  // rev 3 deletes b (prev_kv "old") and recreates it (a create: no prev_kv); rev 4 creates c
+  // and deletes both.
+  HistoryScan scan;
+  ASSERT_TRUE(ScanHistory(store_.engine(), "a", Nul(), 2, 4, 100, &scan).ok());
+  ASSERT_EQ(scan.events.size(), 5u);
+  EXPECT_EQ(scan.events[0].type(), mvccpb::Event::DELETE);
+  EXPECT_EQ(scan.events[0].kv().key(), "b");
+  EXPECT_EQ(scan.events[0].prev_kv().value(), "old");
+  EXPECT_EQ(scan.events[1].type(), mvccpb::Event::PUT);
+  EXPECT_EQ(scan.events[1].kv().value(), "new");
+  EXPECT_FALSE(scan.events[1].has_prev_kv());
+  EXPECT_EQ(scan.events[2].type(), mvccpb::Event::PUT);  // c at 4, sub-revision 0
+  EXPECT_EQ(scan.events[2].kv().key(), "c");
+  EXPECT_EQ(scan.events[3].kv().key(), "b");  // the delete, in key order within sub 1..2
+  EXPECT_EQ(scan.events[3].type(), mvccpb::Event::DELETE);
+  EXPECT_EQ(scan.events[3].prev_kv().value(), "new");
+  EXPECT_EQ(scan.events[4].kv().key(), "c");
+  EXPECT_EQ(scan.events[4].type(), mvccpb::Event::DELETE);
+  EXPECT_FALSE(scan.events[4].has_prev_kv());  // c did not exist before revision 4
+  for (const auto& event : scan.events) EXPECT_EQ(event.kv().mod_revision() > 2, true);
 }
 
 TEST_P(KvStateTxnTest, ReadOnlyTxnFromSnapshot) {

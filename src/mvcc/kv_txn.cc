@@ -79,8 +79,26 @@ Status CommandExecutor::Put(const etcdserverpb::PutRequest& req, etcdserverpb::P
     if (old_lease != 0) leases_->Detach(batch_, old_lease, req.key());
     if (record.lease != 0) leases_->Attach(batch_, record.lease, req.key());
   }
-  batch_->Put(Family::kKvHistory, format::HistoryKey(req.key(), revision), history);
+  CAIRN_RETURN_IF_ERROR(WriteHistory(req.key(), revision, history));
   ++changes_;
+  return Status::Ok();
+}
+
+Status CommandExecutor::WriteHistory(std::string_view user_key, int64_t revision,
+                                     std::string_view value) {
+  const std::string key = format::HistoryKey(user_key, revision);
+  if (history_written_.emplace(user_key).second) {
+    batch_->Put(Family::kKvHistory, key, value);
+    return Status::Ok();
+  }
+  // etcd gives each change its own sub-revision and a watch replays all of them: keep the
+  // earlier change(s) of this revision with the new one.
+  std::string earlier;
+  CAIRN_ASSIGN_OR_RETURN(bool found, batch_->Get(Family::kKvHistory, key, &earlier));
+  CAIRN_CHECK(found);
+  std::string compound;
+  format::AppendHistoryCompound(&compound, earlier, value);
+  batch_->Put(Family::kKvHistory, key, compound);
   return Status::Ok();
 }
 
@@ -108,7 +126,7 @@ Status CommandExecutor::DeleteRange(const etcdserverpb::DeleteRangeRequest& req,
       batch_->Delete(Family::kKvLatest, kv.key());
       if (latest_changes_ != nullptr) latest_changes_->push_back({kv.key(), {}, true});
       if (leases_ != nullptr && kv.lease() != 0) leases_->Detach(batch_, kv.lease(), kv.key());
-      batch_->Put(Family::kKvHistory, format::HistoryKey(kv.key(), revision), tombstone);
+      CAIRN_RETURN_IF_ERROR(WriteHistory(kv.key(), revision, tombstone));
       ++changes_;
       ++deleted;
       if (events_ != nullptr) {

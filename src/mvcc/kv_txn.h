@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,9 @@ class CommandExecutor {
   // The revision reads see: begin, or begin + 1 once this command changed something.
   int64_t ReadRevision() const { return begin_revision_ + (changes_ > 0 ? 1 : 0); }
   void AddEvent(mvccpb::Event::EventType type, mvccpb::KeyValue kv, const mvccpb::KeyValue* prev);
+  // Writes the kv_history entry of `user_key` at `revision`; a second change of the key in
+  // this command joins the first in a compound entry (mvcc_format.h).
+  Status WriteHistory(std::string_view user_key, int64_t revision, std::string_view value);
 
   Status ComputePath(const etcdserverpb::TxnRequest& req, std::vector<bool>* path);
   Status CheckPuts(const etcdserverpb::TxnRequest& req, const std::vector<bool>& path,
@@ -85,6 +89,8 @@ class CommandExecutor {
   // Each key this command changed, as it was before the command (nullopt: absent), for
   // events' prev_kv.
   std::map<std::string, std::optional<mvccpb::KeyValue>> before_command_;
+  // The keys this command wrote a history entry for.
+  std::set<std::string, std::less<>> history_written_;
 };
 
 }  // namespace cairn::mvcc::internal

@@ -77,7 +77,32 @@ void AppendHistoryTombstone(std::string* dst, int64_t sub_revision) {
   coding::PutVarint64(dst, static_cast<uint64_t>(sub_revision));
 }
 
-bool DecodeHistoryKind(std::string_view input, HistoryKind* kind) {
+namespace {
+
+// The elements of a compound value; false when `input` is not a well-formed compound.
+bool SplitCompound(std::string_view input, std::vector<std::string_view>* elements) {
+  if (!GetVersionByte(&input) || input.empty() ||
+      static_cast<uint8_t>(input[0]) != static_cast<uint8_t>(HistoryKind::kCompound)) {
+    return false;
+  }
+  input.remove_prefix(1);
+  uint64_t count = 0;
+  if (!coding::GetVarint64(&input, &count) || count < 2 || count > input.size()) return false;
+  elements->clear();
+  for (uint64_t i = 0; i < count; ++i) {
+    std::string_view element;
+    if (!coding::GetLengthPrefixed(&input, &element)) return false;
+    elements->push_back(element);
+  }
+  return input.empty();
+}
+
+bool IsCompound(std::string_view input) {
+  return input.size() >= 2 &&
+         static_cast<uint8_t>(input[1]) == static_cast<uint8_t>(HistoryKind::kCompound);
+}
+
+bool DecodeSimpleKind(std::string_view input, HistoryKind* kind) {
   if (!GetVersionByte(&input) || input.empty()) return false;
   uint8_t k = static_cast<uint8_t>(input[0]);
   if (k != static_cast<uint8_t>(HistoryKind::kPut) &&
@@ -88,8 +113,8 @@ bool DecodeHistoryKind(std::string_view input, HistoryKind* kind) {
   return true;
 }
 
-bool DecodeHistoryRecord(std::string_view input, HistoryRecordView* record) {
-  if (!DecodeHistoryKind(input, &record->kind)) return false;
+bool DecodeSimpleRecord(std::string_view input, HistoryRecordView* record) {
+  if (!DecodeSimpleKind(input, &record->kind)) return false;
   input.remove_prefix(2);
   if (!GetNonNegative(&input, &record->sub_revision)) return false;
   if (record->kind == HistoryKind::kTombstone) {
@@ -102,6 +127,53 @@ bool DecodeHistoryRecord(std::string_view input, HistoryRecordView* record) {
   if (!GetSigned(&input, &record->lease)) return false;
   record->value = input;
   return true;
+}
+
+}  // namespace
+
+bool DecodeHistoryKind(std::string_view input, HistoryKind* kind) {
+  if (!IsCompound(input)) return DecodeSimpleKind(input, kind);
+  std::vector<std::string_view> elements;
+  return SplitCompound(input, &elements) && DecodeSimpleKind(elements.back(), kind);
+}
+
+bool DecodeHistoryRecord(std::string_view input, HistoryRecordView* record) {
+  if (!IsCompound(input)) return DecodeSimpleRecord(input, record);
+  std::vector<std::string_view> elements;
+  return SplitCompound(input, &elements) && DecodeSimpleRecord(elements.back(), record);
+}
+
+bool DecodeHistoryChanges(std::string_view input, std::vector<HistoryRecordView>* changes) {
+  changes->clear();
+  std::vector<std::string_view> elements;
+  if (!IsCompound(input)) {
+    elements.push_back(input);
+  } else if (!SplitCompound(input, &elements)) {
+    return false;
+  }
+  for (std::string_view element : elements) {
+    if (!DecodeSimpleRecord(element, &changes->emplace_back())) return false;
+  }
+  for (size_t i = 1; i < changes->size(); ++i) {
+    if ((*changes)[i].sub_revision <= (*changes)[i - 1].sub_revision) return false;
+  }
+  return true;
+}
+
+void AppendHistoryCompound(std::string* dst, std::string_view earlier, std::string_view later) {
+  std::vector<std::string_view> elements;
+  if (IsCompound(earlier)) {
+    CAIRN_CHECK(SplitCompound(earlier, &elements));
+  } else {
+    elements.push_back(earlier);
+  }
+  elements.push_back(later);
+  HistoryRecordView check;
+  for (std::string_view element : elements) CAIRN_CHECK(DecodeSimpleRecord(element, &check));
+  dst->push_back(static_cast<char>(kFormatVersion));
+  dst->push_back(static_cast<char>(HistoryKind::kCompound));
+  coding::PutVarint64(dst, elements.size());
+  for (std::string_view element : elements) coding::PutLengthPrefixed(dst, element);
 }
 
 void AppendEscapedKey(std::string* dst, std::string_view user_key) {

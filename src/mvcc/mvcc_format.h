@@ -1,7 +1,8 @@
 // The on-disk encoding of the MVCC state (docs/formats/mvcc.md is the full description).
 //
 //   kv_latest   user key                      -> LatestRecord   (live keys only)
-//   kv_history  EscapedKey(user key) ++ ~main -> HistoryRecord  (put or tombstone)
+//   kv_history  EscapedKey(user key) ++ ~main -> HistoryRecord  (put, tombstone, or the
+//               changes of one txn that changed the key more than once at this revision)
 //   meta        "kv/..."                      -> fixed64 / version byte
 //
 // EscapedKey(k): every 0x00 byte of k becomes 0x00 0xFF, then the terminator 0x00 0x00.
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace cairn::mvcc::format {
 
@@ -45,7 +47,11 @@ struct RecordView {
   std::string_view value;
 };
 
-enum class HistoryKind : uint8_t { kPut = 1, kTombstone = 2 };
+// kCompound: [version][3][varint n][n length-prefixed put/tombstone records], oldest change
+// first. A txn may change a key twice at one revision (etcd gives each change its own
+// sub-revision, and a watch replays both); readers that want the state at the revision use
+// the last change, a catch-up scan replays all of them.
+enum class HistoryKind : uint8_t { kPut = 1, kTombstone = 2, kCompound = 3 };
 
 // One kv_history entry. The main revision (mod_revision of a put) is in the key.
 struct HistoryRecordView {
@@ -65,9 +71,16 @@ bool DecodeLatestRecord(std::string_view input, RecordView* record);
 // kv_history values.
 void AppendHistoryPut(std::string* dst, int64_t sub_revision, const RecordView& record);
 void AppendHistoryTombstone(std::string* dst, int64_t sub_revision);
+// Decodes the last change of the entry (the key's state at the entry's revision).
 bool DecodeHistoryRecord(std::string_view input, HistoryRecordView* record);
-// Reads only the kind (cheap: used to count keys and by the compaction filter).
+// Reads only the kind of the last change, kPut or kTombstone (cheap: used to count keys and
+// by the compaction filter).
 bool DecodeHistoryKind(std::string_view input, HistoryKind* kind);
+// Every change of the entry, oldest first (one for a put or tombstone entry).
+bool DecodeHistoryChanges(std::string_view input, std::vector<HistoryRecordView>* changes);
+// Appends a compound entry: the changes of `earlier` (itself possibly compound), then `later`
+// (a put or tombstone value). REQUIRES: both decode.
+void AppendHistoryCompound(std::string* dst, std::string_view earlier, std::string_view later);
 
 // kv_history keys.
 void AppendEscapedKey(std::string* dst, std::string_view user_key);

@@ -110,6 +110,38 @@ TEST(MvccFormatTest, HistoryRecordRoundTrip) {
   EXPECT_FALSE(DecodeHistoryRecord(put.substr(0, 2), &record));
 }
 
+TEST(MvccFormatTest, CompoundHistoryHoldsEveryChangeOfARevision) {
+  std::string tombstone, put, later_tombstone;
+  AppendHistoryTombstone(&tombstone, 0);
+  AppendHistoryPut(&put, 1, RecordView{7, 7, 1, 0, "v"});
+  AppendHistoryTombstone(&later_tombstone, 4);
+  std::string two, three;
+  AppendHistoryCompound(&two, tombstone, put);
+  AppendHistoryCompound(&three, two, later_tombstone);  // flattens, oldest first
+  HistoryRecordView last;
+  ASSERT_TRUE(DecodeHistoryRecord(two, &last));
+  EXPECT_EQ(last.kind, HistoryKind::kPut);  // the state at the end of the revision
+  EXPECT_EQ(last.value, "v");
+  HistoryKind kind;
+  ASSERT_TRUE(DecodeHistoryKind(three, &kind));
+  EXPECT_EQ(kind, HistoryKind::kTombstone);
+  std::vector<HistoryRecordView> changes;
+  ASSERT_TRUE(DecodeHistoryChanges(three, &changes));
+  ASSERT_EQ(changes.size(), 3u);
+  EXPECT_EQ(changes[0].kind, HistoryKind::kTombstone);
+  EXPECT_EQ(changes[1].sub_revision, 1);
+  EXPECT_EQ(changes[1].create_revision, 7);
+  EXPECT_EQ(changes[2].sub_revision, 4);
+  ASSERT_TRUE(DecodeHistoryChanges(put, &changes));  // a plain entry is one change
+  EXPECT_EQ(changes.size(), 1u);
+  // Damage is refused, never half-decoded.
+  EXPECT_FALSE(DecodeHistoryChanges(two.substr(0, two.size() - 1), &changes));
+  EXPECT_FALSE(DecodeHistoryRecord(two + "x", &last));
+  std::string reversed;
+  AppendHistoryCompound(&reversed, put, tombstone);  // sub-revisions 1 then 0
+  EXPECT_FALSE(DecodeHistoryChanges(reversed, &changes));
+}
+
 TEST(MvccFormatTest, MetaRevision) {
   int64_t revision = 0;
   ASSERT_TRUE(DecodeMetaRevision(EncodeMetaRevision(-1), &revision));

@@ -294,7 +294,6 @@ struct WatchPair {
   int64_t first_revision[2] = {0, 0};  // events from this revision on
   bool compacted = false;              // canceled at creation: start revision compacted
   bool refused[2] = {false, false};    // created and canceled at once (e.g. empty range)
-  bool known_difference = false;       // cairnd's stream is short by superseded events
   // The compact revision when opened: etcd's compaction removed the tombstones at it, so a
   // catch-up from it has no deletes of that revision.
   int64_t compacted_at_open = 0;
@@ -322,17 +321,6 @@ size_t ExpectedEvents(Server* server, const WatchPair& pair, int side) {
 
 bool WaitForExpectedEvents(Server* server, WatchPair* pair, int side) {
   size_t expected = ExpectedEvents(server, *pair, side);
-  if (side == 1 && pair->known_difference) {
-    // Short by the known difference: the count cannot be reached, only settle briefly.
-    pair->stream[side]->WaitUntil(
-        [&](const auto& r) {
-          size_t count = 0;
-          for (const auto& response : r) count += response.events_size();
-          return count >= expected;
-        },
-        kUnsyncedSettleMs);
-    return true;
-  }
   return WaitOrNote(
       pair->stream[side].get(),
       [&](const std::vector<WatchResponse>& responses) {
@@ -345,63 +333,8 @@ bool WaitForExpectedEvents(Server* server, WatchPair* pair, int side) {
           std::to_string(pair->opened_step));
 }
 
-// Per (key, revision): how many changes the all-keys history has and the last of them.
-struct KeyRevisionChanges {
-  int count = 0;
-  mvccpb::Event last;
-};
-using ChangeIndex = std::map<std::pair<std::string, int64_t>, KeyRevisionChanges>;
-
-ChangeIndex IndexChanges(WatchStream* master) {
-  ChangeIndex index;
-  for (const WatchResponse& response : master->Responses()) {
-    for (const mvccpb::Event& event : response.events()) {
-      KeyRevisionChanges& changes = index[{event.kv().key(), event.kv().mod_revision()}];
-      ++changes.count;
-      changes.last = event;
-    }
-  }
-  return index;
-}
-
-// KNOWN DIFFERENCE (remove when fixed; see tests/diff/README.md): cairnd's kv_history keeps
-// one entry per key and main revision, so when one txn changes a key twice (the delete-range
-// quirk: delete then put, or put then delete, at one revision) a catch-up from storage
-// delivers only the key's last change of that revision; etcd delivers every change. True
-// when `cairnd` equals `etcd` minus exactly such superseded changes (per etcd's history).
-bool OnlySupersededEventsMissing(const WatchResponse& etcd, const WatchResponse& cairnd,
-                                 const ChangeIndex& history) {
-  // Of each key and revision that etcd's history changed more than once, keep only the
-  // response's last event, and only when it is that last change.
-  std::vector<bool> keep(etcd.events_size(), true);
-  std::set<std::pair<std::string, int64_t>> seen;
-  for (int i = etcd.events_size() - 1; i >= 0; --i) {
-    const mvccpb::Event& event = etcd.events(i);
-    std::pair<std::string, int64_t> key_revision{event.kv().key(), event.kv().mod_revision()};
-    auto found = history.find(key_revision);
-    if (found == history.end() || found->second.count < 2) continue;
-    bool is_last = found->second.last.type() == event.type() &&
-                   found->second.last.kv().SerializeAsString() == event.kv().SerializeAsString();
-    keep[i] = seen.insert(key_revision).second && is_last;
-  }
-  WatchResponse trimmed = etcd;
-  trimmed.clear_events();
-  for (int i = 0; i < etcd.events_size(); ++i) {
-    if (keep[i]) *trimmed.add_events() = etcd.events(i);
-  }
-  WatchResponse copy = cairnd;
-  return trimmed.events_size() < etcd.events_size() && DiffMessages(&trimmed, &copy).empty();
-}
-
-bool StrictMode() {
-  const char* strict = std::getenv("CAIRN_DIFF_STRICT");
-  return strict != nullptr && std::string(strict) == "1";
-}
-
-// "" when both streams delivered the same responses (headers normalized). Sets *known when
-// a response differs only by the known difference above (reported once per stream pair).
-std::string DiffStreams(WatchStream* etcd, WatchStream* cairnd, bool* known = nullptr,
-                        WatchStream* etcd_history = nullptr) {
+// "" when both streams delivered the same responses (headers normalized).
+std::string DiffStreams(WatchStream* etcd, WatchStream* cairnd) {
   std::vector<WatchResponse> etcd_responses = etcd->Responses();
   std::vector<WatchResponse> cairnd_responses = cairnd->Responses();
   std::string report;
@@ -414,17 +347,6 @@ std::string DiffStreams(WatchStream* etcd, WatchStream* cairnd, bool* known = nu
       continue;
     }
     std::string diff = DiffMessages(&etcd_responses[i], &cairnd_responses[i]);
-    if (!diff.empty() && !StrictMode() && etcd_history != nullptr &&
-        OnlySupersededEventsMissing(etcd_responses[i], cairnd_responses[i],
-                                    IndexChanges(etcd_history))) {
-      if (known == nullptr || *known) continue;
-      *known = true;
-      std::cout << "  KNOWN DIFFERENCE (kv_history keeps one change per key and revision; "
-                   "CAIRN_DIFF_STRICT=1 fails on it): response "
-                << i << " etcd " << Short(etcd_responses[i], 4000) << "\n    cairnd "
-                << Short(cairnd_responses[i], 4000) << "\n";
-      continue;
-    }
     if (!diff.empty()) {
       report += "response " + std::to_string(i) + ":\n  etcd:   " + Short(etcd_responses[i], 4000) +
                 "\n  cairnd: " + Short(cairnd_responses[i], 4000) + "\n  " + diff;
@@ -561,8 +483,7 @@ bool SeedRun::OpenWatch(int step, const Op& op) {
     }
   }
   if (settle) std::this_thread::sleep_for(std::chrono::milliseconds(kUnsyncedSettleMs));
-  std::string diff = DiffStreams(pair->stream[0].get(), pair->stream[1].get(),
-                                 &pair->known_difference, servers_[0].master.get());
+  std::string diff = DiffStreams(pair->stream[0].get(), pair->stream[1].get());
   watches_.push_back(std::move(pair));
   if (diff.empty()) return true;
   return Report(step, op.label, "  request: " + Short(*op.request) + "\n" + diff);
@@ -582,8 +503,7 @@ bool SeedRun::CancelWatch(int step, const Op& op) {
         pair->stream[side].get(), [&](const auto& r) { return r.size() > before; },
         servers_[side].name, "an answer to the cancel");
   }
-  std::string diff = DiffStreams(pair->stream[0].get(), pair->stream[1].get(),
-                                 &pair->known_difference, servers_[0].master.get());
+  std::string diff = DiffStreams(pair->stream[0].get(), pair->stream[1].get());
   if (diff.empty()) return true;
   return Report(step,
                 op.label + " of the watch opened at step " + std::to_string(pair->opened_step),
@@ -602,8 +522,7 @@ bool SeedRun::ProgressWatch(int step, const Op& op) {
         pair->stream[side].get(), [&](const auto& r) { return r.size() > before; },
         servers_[side].name, "an answer to the progress request");
   }
-  std::string diff = DiffStreams(pair->stream[0].get(), pair->stream[1].get(),
-                                 &pair->known_difference, servers_[0].master.get());
+  std::string diff = DiffStreams(pair->stream[0].get(), pair->stream[1].get());
   if (diff.empty()) return true;
   return Report(step,
                 op.label + " on the watch opened at step " + std::to_string(pair->opened_step),
@@ -615,8 +534,7 @@ bool SeedRun::ProgressWatch(int step, const Op& op) {
 bool SeedRun::CloseAll(int step) {
   for (auto& pair : watches_) {
     for (int side = 0; side < 2; ++side) WaitForExpectedEvents(&servers_[side], pair.get(), side);
-    std::string diff = DiffStreams(pair->stream[0].get(), pair->stream[1].get(),
-                                   &pair->known_difference, servers_[0].master.get());
+    std::string diff = DiffStreams(pair->stream[0].get(), pair->stream[1].get());
     if (!diff.empty()) {
       return Report(step,
                     "final events of the watch opened at step " + std::to_string(pair->opened_step),
@@ -687,7 +605,7 @@ int RunSeeds(const RunOptions& options) {
         << std::flush;
     if (!agreed) {
       failed.push_back(seed);
-      std::cout << "replay: " << (StrictMode() ? "CAIRN_DIFF_STRICT=1 " : "")
+      std::cout << "replay: "
                 << "CAIRN_DIFF_OPS=" << options.ops << " " << options.self << " --cairnd "
                 << options.cairnd << " --seed " << seed << " --verbose\n";
     } else if (!options.keep_data) {
