@@ -180,7 +180,16 @@ void RunCrashLoop(const std::string& name, uint64_t checkpoint_entries, bool che
   for (int i = 0; i < iterations; ++i) {
     pid_t pid = Spawn({WriterBinary().string(), dir.string(), acks.string(), std::to_string(i), "8",
                        std::to_string(checkpoint_entries)});
-    // Kill at a random moment: sometimes during open/replay, mostly under write load.
+    // Kill at a random moment: one time in four from the spawn (often during open and
+    // replay), otherwise after this writer's first acknowledgment (under write load), so that
+    // a slow start (sanitizers, a busy machine) still leaves writes to check.
+    const uint64_t acks_before = fs::exists(acks) ? fs::file_size(acks) : 0;
+    if (random() % 4 != 0) {
+      for (int waited_ms = 0; waited_ms < 20000; waited_ms += 5) {
+        if (fs::exists(acks) && fs::file_size(acks) > acks_before) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(20 + random() % 400));
     ASSERT_EQ(::kill(pid, SIGKILL), 0);
     int wstatus = 0;
