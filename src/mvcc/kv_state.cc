@@ -99,7 +99,8 @@ KvState::KvState(storage::Engine* engine, std::shared_ptr<HistoryCompactionFilte
       written_(revisions),
       cache_(options.latest_cache_bytes),
       published_current_(revisions.current),
-      published_compacted_(revisions.compacted) {}
+      published_compacted_(revisions.compacted),
+      published_key_count_(revisions.key_count) {}
 
 Result<std::unique_ptr<KvState>> KvState::Open(
     storage::Engine* engine, std::shared_ptr<HistoryCompactionFilterFactory> filter,
@@ -121,6 +122,22 @@ Result<std::unique_ptr<KvState>> KvState::Open(
   CAIRN_RETURN_IF_ERROR(ReadMetaRevision(&view, format::kMetaCompactedRevisionKey,
                                          format::kNeverCompacted, &revisions.compacted));
   revisions.format_version_written = has_version;
+  std::string key_count;
+  CAIRN_ASSIGN_OR_RETURN(bool has_key_count,
+                         view.Get(Family::kMeta, format::kMetaKeyCountKey, &key_count));
+  if (has_key_count) {
+    if (!format::DecodeMetaRevision(key_count, &revisions.key_count) || revisions.key_count < 0) {
+      return Status::Corruption("mvcc: bad meta key count");
+    }
+  } else {
+    // Written before the count was kept: count the live keys once.
+    storage::ReadOptions options;
+    options.snapshot = snapshot.get();
+    options.fill_cache = false;
+    auto it = engine->NewIterator(options, Family::kKvLatest);
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++revisions.key_count;
+    CAIRN_RETURN_IF_ERROR(it->status());
+  }
   if (revisions.current < format::kInitialRevision ||
       revisions.compacted < format::kNeverCompacted || revisions.compacted > revisions.current) {
     return Status::Corruption("mvcc: inconsistent meta revisions: current " +
@@ -270,7 +287,11 @@ Status KvState::HashKV(int64_t revision, etcdserverpb::HashKVResponse* resp) con
 }
 
 void KvState::WriteMeta(storage::WriteBatch* batch, const Revisions& revisions,
-                        bool current_changed, bool compacted_changed) {
+                        bool current_changed, bool compacted_changed, bool key_count_changed) {
+  if (key_count_changed) {
+    batch->Put(Family::kMeta, format::kMetaKeyCountKey,
+               format::EncodeMetaRevision(revisions.key_count));
+  }
   if (current_changed) {
     batch->Put(Family::kMeta, format::kMetaCurrentRevisionKey,
                format::EncodeMetaRevision(revisions.current));
@@ -308,7 +329,10 @@ Status KvState::ApplyWrite(storage::WriteBatch* batch, Response* resp,
   Revisions next = pending_;
   if (executor.changes() > 0) {
     next.current = pending_.current + 1;
-    WriteMeta(batch, next, /*current_changed=*/true, /*compacted_changed=*/false);
+    next.key_count = pending_.key_count + executor.key_delta();
+    CAIRN_CHECK(next.key_count >= 0);
+    WriteMeta(batch, next, /*current_changed=*/true, /*compacted_changed=*/false,
+              /*key_count_changed=*/executor.key_delta() != 0);
     next.format_version_written = true;
   }
   batch->PopSavePoint();
@@ -408,6 +432,7 @@ void KvState::OnBatchWritten() {
     }
   }
   pending_latest_.clear();
+  published_key_count_.store(written_.key_count);
   published_current_.store(written_.current);
   cache_.EndPublish();
   published_compacted_.store(written_.compacted);

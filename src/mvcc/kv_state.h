@@ -73,6 +73,8 @@ class KvState {
   // The compacted revision of the last written batch; -1 (etcd's value) before any
   // compaction, 0 after Compact(0).
   int64_t CompactedRevision() const { return published_compacted_.load(); }
+  // Live keys at CurrentRevision() (etcd_debugging_mvcc_keys_total).
+  int64_t KeyCount() const { return published_key_count_.load(); }
 
   // ---- Apply (one thread) ----
   // Each adds the command's writes to `batch` (kv_latest, kv_history and the "kv/" meta keys)
@@ -122,6 +124,7 @@ class KvState {
   struct Revisions {
     int64_t current = 0;
     int64_t compacted = 0;
+    int64_t key_count = 0;
     bool format_version_written = false;
   };
 
@@ -142,7 +145,7 @@ class KvState {
   Status ReadRevisions(const storage::Snapshot* snapshot, Revisions* revisions) const;
   // Adds the meta writes of a command that moved to `revisions`.
   void WriteMeta(storage::WriteBatch* batch, const Revisions& revisions, bool current_changed,
-                 bool compacted_changed);
+                 bool compacted_changed, bool key_count_changed = false);
 
   storage::Engine* const engine_;
   const std::shared_ptr<HistoryCompactionFilterFactory> filter_;
@@ -160,6 +163,7 @@ class KvState {
 
   std::atomic<int64_t> published_current_;
   std::atomic<int64_t> published_compacted_;
+  std::atomic<int64_t> published_key_count_;
 };
 
 }  // namespace cairn::mvcc

@@ -58,6 +58,24 @@ TEST_P(KvStateTest, StartsAtRevisionOneAndEachPutBumpsIt) {
   EXPECT_EQ(store_.kv()->CurrentRevision(), 3);
 }
 
+TEST_P(KvStateTest, KeyCountFollowsCreatesAndDeletesAndSurvivesReopen) {
+  EXPECT_EQ(store_.kv()->KeyCount(), 0);
+  store_.Put("a", "1");
+  store_.Put("b", "1");
+  store_.Put("a", "2");  // an overwrite creates nothing
+  EXPECT_EQ(store_.kv()->KeyCount(), 2);
+  store_.Delete("a");
+  store_.Delete("nothing");
+  EXPECT_EQ(store_.kv()->KeyCount(), 1);
+  store_.Put("c", "1");
+  store_.Put("d", "1");
+  store_.Reopen();
+  EXPECT_EQ(store_.kv()->KeyCount(), 3);
+  store_.Delete("a", std::string(1, '\0'));
+  EXPECT_EQ(store_.kv()->KeyCount(), 0);
+  EXPECT_EQ(store_.Get("a", std::string(1, '\0')).count(), 0);
+}
+
 TEST_P(KvStateTest, CreateModVersionAcrossDeleteAndRecreate) {
   store_.Put("k", "v1", 7);  // rev 2
   store_.Put("k", "v2", 7);  // rev 3
@@ -700,6 +718,7 @@ TEST_P(KvStateTxnTest, DeleteThenPutInOneRevisionViaEtcdQuirk) {
   ASSERT_TRUE(store_.Txn(put_then_delete, &resp).ok());
   EXPECT_EQ(store_.Get("a", Nul()).count(), 0);
   EXPECT_EQ(store_.Get("c", "", 4).count(), 0);
+  EXPECT_EQ(store_.kv()->KeyCount(), 0);
 
   // A watch replaying history sees every change, as etcd's (each has its own sub-revision):
   // rev 3 deletes b (prev_kv "old") and recreates it (a create: no prev_kv); rev 4 creates c

@@ -81,6 +81,7 @@ Status CommandExecutor::Put(const etcdserverpb::PutRequest& req, etcdserverpb::P
   }
   CAIRN_RETURN_IF_ERROR(WriteHistory(req.key(), revision, history));
   ++changes_;
+  if (!found) ++key_delta_;
   return Status::Ok();
 }
 
@@ -128,6 +129,7 @@ Status CommandExecutor::DeleteRange(const etcdserverpb::DeleteRangeRequest& req,
       if (leases_ != nullptr && kv.lease() != 0) leases_->Detach(batch_, kv.lease(), kv.key());
       CAIRN_RETURN_IF_ERROR(WriteHistory(kv.key(), revision, tombstone));
       ++changes_;
+      --key_delta_;
       ++deleted;
       if (events_ != nullptr) {
         mvccpb::KeyValue deleted_kv;

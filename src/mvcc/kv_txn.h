@@ -57,6 +57,8 @@ class CommandExecutor {
 
   // Number of changes (puts and deleted keys) so far.
   int64_t changes() const { return changes_; }
+  // Live keys created minus live keys deleted by this command.
+  int64_t key_delta() const { return key_delta_; }
   // The lowest revision a Range read at (INT64_MAX when none): readers check it against a
   // compaction that may have raced with them.
   int64_t min_read_revision() const { return min_read_revision_; }
@@ -85,6 +87,7 @@ class CommandExecutor {
   std::vector<LatestChange>* latest_changes_ = nullptr;
   LeaseIndex* leases_ = nullptr;
   int64_t changes_ = 0;
+  int64_t key_delta_ = 0;
   int64_t min_read_revision_ = INT64_MAX;
   // Each key this command changed, as it was before the command (nullopt: absent), for
   // events' prev_kv.

@@ -28,6 +28,9 @@ inline constexpr uint8_t kFormatVersion = 1;
 inline constexpr std::string_view kMetaFormatVersionKey = "kv/format_version";
 inline constexpr std::string_view kMetaCurrentRevisionKey = "kv/current_revision";
 inline constexpr std::string_view kMetaCompactedRevisionKey = "kv/compacted_revision";
+// The number of live keys (kv_latest entries), fixed64 like the revisions; written when it
+// changes. Data written before it existed gets it counted once at open.
+inline constexpr std::string_view kMetaKeyCountKey = "kv/key_count";
 
 // etcd starts at revision 1 with nothing in it; the first write is revision 2.
 inline constexpr int64_t kInitialRevision = 1;

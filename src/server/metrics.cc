@@ -173,6 +173,8 @@ void ServerMetrics::AddStateGauges(node::Node* node, feed::Hub* hub, LeaseManage
       "etcd_mvcc_db_total_size_in_bytes",
       "Total size of the underlying database physically allocated in bytes.",
       [node] { return static_cast<double>(node->engine()->ApproximateSizeBytes()); });
+  registry_.AddGauge("etcd_debugging_mvcc_keys_total", "Total number of keys.",
+                     [node] { return static_cast<double>(node->kv()->KeyCount()); });
   registry_.AddGauge("etcd_debugging_mvcc_watcher_total", "Total number of watchers.",
                      [hub] { return static_cast<double>(hub->watcher_count()); });
   registry_.AddGauge("cairn_lease_count", "Leases currently granted.",

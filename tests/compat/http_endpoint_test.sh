@@ -66,6 +66,8 @@ expect_eq "Put latency +Inf" "$(metric "$after" \
 expect_eq "current revision" "$(metric "$after" etcd_debugging_mvcc_current_revision)" \
   $((rev_before + 3))
 expect_eq "lease count" "$(metric "$after" cairn_lease_count)" 1
+expect_eq "key count" "$(metric "$after" etcd_debugging_mvcc_keys_total)" \
+  $(($(metric "$before" etcd_debugging_mvcc_keys_total) + 3))
 fsyncs_after=$(metric "$after" etcd_disk_wal_fsync_duration_seconds_count)
 [ "$fsyncs_after" -ge $((fsyncs_before + 4)) ] || fail "fsync count $fsyncs_before -> $fsyncs_after"
 [ "$(metric "$after" cairn_apply_batch_duration_seconds_count)" -ge 4 ] || fail "apply count"
