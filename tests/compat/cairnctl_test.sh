@@ -146,6 +146,9 @@ watch_output() {
   "$client" watch "$@" >"$TEST_DIR/watch" 2>/dev/null &
   local pid=$!
   sleep 2
+  # $client may be a shell function: the background job is a subshell whose child is the
+  # real client, so stop the children too (or they outlive the test, retrying forever).
+  pkill -P "$pid" 2>/dev/null || true
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   cat "$TEST_DIR/watch"
