@@ -36,12 +36,7 @@ expect_eq "move-leader other" "$(cctl move-leader 1234 2>&1 || true)" \
   "Error: etcdserver: bad leader transferee"
 
 # Fill the 2 MB quota: NOSPACE.
-value=$(head -c 65536 /dev/zero | tr '\0' v)
-n=0
-while cctl put "big/$n" "$value" >/dev/null 2>&1; do
-  n=$((n + 1))
-  [ $n -lt 200 ] || fail "quota never exceeded"
-done
+fill_quota cctl
 expect_eq "put over quota" "$(cctl put small x 2>&1 || true)" \
   "Error: etcdserver: mvcc: database space exceeded"
 same "alarm list, NOSPACE" alarm list

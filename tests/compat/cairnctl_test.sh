@@ -282,19 +282,6 @@ expect_eq "snapshot size" "$(stat -c %s "$TEST_DIR/cairnctl.snap")" \
 same "snapshot two endpoints" --endpoints="$ENDPOINT,127.0.0.1:1" snapshot save "$TEST_DIR/x"
 
 # ---- lock (server-side v3lockpb; interoperates with etcdctl's client-side recipe) ----
-BACKGROUND=()
-kill_background() {
-  for pid in "${BACKGROUND[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
-  for pid in "${BACKGROUND[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap 'kill_background; cleanup' EXIT
-wait_for_lines() {
-  for _ in $(seq 1 200); do
-    [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return 0
-    sleep 0.05
-  done
-  fail "$1: expected $2 lines within 10 s, got [$(cat "$1" 2>/dev/null)]"
-}
 expect_eq "lock with a command" "$(cairn_ctl lock mylock echo hi)" "hi"
 lock_env=$(cairn_ctl lock mylock -- sh -c 'echo "$ETCD_LOCK_KEY $ETCD_LOCK_REV"')
 [[ "$lock_env" =~ ^mylock/[0-9a-f]+\ [0-9]+$ ]] || fail "lock environment: [$lock_env]"

@@ -35,8 +35,27 @@ make_temp_dir() {
 }
 
 cleanup() {
+  kill_background
   stop_cairnd KILL
   rm -rf "$TEST_DIR"
+}
+
+# Clients a test runs in the background: append their pids to BACKGROUND. At exit they get
+# SIGINT (etcdctl and cairnctl release their locks and leases on it) and are waited for.
+BACKGROUND=()
+kill_background() {
+  for pid in "${BACKGROUND[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+  for pid in "${BACKGROUND[@]}"; do wait "$pid" 2>/dev/null || true; done
+  BACKGROUND=()
+}
+
+# wait_for_lines <file> <count>: up to 10 s for the file to hold that many lines.
+wait_for_lines() {
+  for _ in $(seq 1 200); do
+    [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return 0
+    sleep 0.05
+  done
+  fail "$1: expected $2 lines within 10 s, got [$(cat "$1" 2>/dev/null)]"
 }
 
 # start_cairnd <cairnd binary> <data dir> [extra flags...]
@@ -70,4 +89,17 @@ stop_cairnd() {
   if [ "$signal" == TERM ] && [ "$status" -ne 0 ]; then
     fail "cairnd exited with status $status after SIGTERM"
   fi
+}
+
+# fill_quota <client command...>: puts 64 KiB values at big/0, big/1, ... until the server
+# refuses one (a small --quota-backend-bytes raised NOSPACE); FILLED is how many it took.
+fill_quota() {
+  local value
+  value=$(head -c 65536 /dev/zero | tr '\0' v)
+  FILLED=0
+  while "$@" put "big/$FILLED" "$value" >/dev/null 2>&1; do
+    FILLED=$((FILLED + 1))
+    [ $FILLED -lt 200 ] || fail "the quota was never exceeded"
+  done
+  [ $FILLED -ge 5 ] || fail "only $FILLED puts before NOSPACE"
 }

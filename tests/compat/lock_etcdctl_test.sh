@@ -16,21 +16,6 @@ start_cairnd "$CAIRND" "$TEST_DIR/data"
 ctl() { ETCDCTL_API=3 "$ETCDCTL" --endpoints="$ENDPOINT" "$@"; }
 # For `ctl_bg ... &`: exec, so $! is etcdctl itself (it releases its lock on SIGINT).
 ctl_bg() { ETCDCTL_API=3 exec "$ETCDCTL" --endpoints="$ENDPOINT" "$@"; }
-BACKGROUND=()
-kill_background() {
-  for pid in "${BACKGROUND[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
-  for pid in "${BACKGROUND[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap 'kill_background; cleanup' EXIT
-
-# wait_for_lines <file> <count>: up to 10 s for the file to hold that many lines.
-wait_for_lines() {
-  for _ in $(seq 1 200); do
-    [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return 0
-    sleep 0.05
-  done
-  fail "$1: expected $2 lines within 10 s, got [$(cat "$1" 2>/dev/null)]"
-}
 
 # ---- lock with a command ----
 expect_eq "lock with a command" "$(ctl lock mylock -- echo hi)" "hi"

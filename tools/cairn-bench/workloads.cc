@@ -302,15 +302,12 @@ class TxnMixedWorkload : public PutWorkload {
   double read_probability_;
 };
 
-// Runs `clients` slots of a unary workload over the conns until the schedule ends.
-void RunSlots(Run& run, UnaryWorkload& workload, Report* report) {
+// Starts the schedule and every slot, waits until the schedule ended and every slot is idle,
+// and reports the measured duration and this process's CPU time over it.
+template <typename Slot>
+void KickAndMeasure(Run& run, const std::vector<std::unique_ptr<Slot>>& slots, Report* report) {
   const Options& options = run.options();
-  std::vector<std::unique_ptr<UnarySlot>> slots;
-  for (int i = 0; i < options.clients; ++i) {
-    slots.push_back(
-        std::make_unique<UnarySlot>(&run, &workload, i % run.conn_count(), run.poller(i)));
-  }
-  run.slots().Add(options.clients);
+  run.slots().Add(static_cast<int>(slots.size()));
   const CpuTimes cpu_before = ProcessCpuTimes();
   run.BeginSchedule(options.total, options.duration_s, options.rate);
   for (auto& slot : slots) slot->Kick();
@@ -319,6 +316,17 @@ void RunSlots(Run& run, UnaryWorkload& workload, Report* report) {
   report->duration_s = std::chrono::duration<double>(last_done - run.schedule_start()).count();
   report->cpu.user_us = cpu_after.user_us - cpu_before.user_us;
   report->cpu.system_us = cpu_after.system_us - cpu_before.system_us;
+}
+
+// Runs `clients` slots of a unary workload over the conns until the schedule ends.
+void RunSlots(Run& run, UnaryWorkload& workload, Report* report) {
+  const Options& options = run.options();
+  std::vector<std::unique_ptr<UnarySlot>> slots;
+  for (int i = 0; i < options.clients; ++i) {
+    slots.push_back(
+        std::make_unique<UnarySlot>(&run, &workload, i % run.conn_count(), run.poller(i)));
+  }
+  KickAndMeasure(run, slots, report);
 }
 
 // ---- watch, watch-latency ----
@@ -640,15 +648,7 @@ bool RunLeaseKeepAlive(Run& run, const WorkloadOptions& workload, Report* report
     }
     slots.push_back(std::make_unique<KeepAliveSlot>(&run, channel, run.poller(i), response.id()));
   }
-  run.slots().Add(options.clients);
-  const CpuTimes cpu_before = ProcessCpuTimes();
-  run.BeginSchedule(options.total, options.duration_s, options.rate);
-  for (auto& slot : slots) slot->Kick();
-  const auto last_done = run.slots().Wait();
-  const CpuTimes cpu_after = ProcessCpuTimes();
-  report->duration_s = std::chrono::duration<double>(last_done - run.schedule_start()).count();
-  report->cpu.user_us = cpu_after.user_us - cpu_before.user_us;
-  report->cpu.system_us = cpu_after.system_us - cpu_before.system_us;
+  KickAndMeasure(run, slots, report);
   return true;
 }
 
