@@ -88,7 +88,14 @@ Status CommandExecutor::Put(const etcdserverpb::PutRequest& req, etcdserverpb::P
 Status CommandExecutor::WriteHistory(std::string_view user_key, int64_t revision,
                                      std::string_view value) {
   const std::string key = format::HistoryKey(user_key, revision);
-  if (history_written_.emplace(user_key).second) {
+  // Most commands change one key: remember the first without a set node (a write's hot path).
+  bool earlier_change = false;
+  if (changes_ == 0) {
+    first_history_key_.assign(user_key);
+  } else {
+    earlier_change = user_key == first_history_key_ || !history_written_.emplace(user_key).second;
+  }
+  if (!earlier_change) {
     batch_->Put(Family::kKvHistory, key, value);
     return Status::Ok();
   }

@@ -92,7 +92,9 @@ class CommandExecutor {
   // Each key this command changed, as it was before the command (nullopt: absent), for
   // events' prev_kv.
   std::map<std::string, std::optional<mvccpb::KeyValue>> before_command_;
-  // The keys this command wrote a history entry for.
+  // The keys this command wrote a history entry for: the first, then the others.
+  // REQUIRES of WriteHistory's callers: changes_ counts the changes before this one.
+  std::string first_history_key_;
   std::set<std::string, std::less<>> history_written_;
 };
 
