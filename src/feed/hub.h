@@ -9,6 +9,12 @@
 // (mvcc::ScanHistory) in bounded steps, then the watcher rejoins live. So a slow watcher costs
 // a bounded amount of memory and never blocks Publish or other watchers.
 //
+// Cost: Publish looks only at the watchers whose key range holds an event's key — single keys
+// through a hash map (O(1 + matches) per event), ranges through an interval index
+// (src/feed/interval_index.h, O((1 + matches) · log n)) — and never at the others: a live watcher
+// with nothing buffered is synced through the hub's revision implicitly, so 100,000 idle watchers
+// cost nothing per batch.
+//
 // Ordering: a consumer that delivers what Take returns, in order (and the result of each
 // catch-up scan before the next Take), delivers every matching event exactly once, in
 // revision order, all events of one revision together.
@@ -18,16 +24,16 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
-#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "mvccpb/kv.pb.h"
+#include "src/feed/interval_index.h"
 
 namespace cairn::feed {
 
@@ -106,6 +112,9 @@ class Hub {
   size_t watcher_count() const;
   size_t buffered_events(WatcherId id) const;
   bool catching_up(WatcherId id) const;
+  // Watchers (and range-index nodes) Publish has looked at since the hub was built: its cost
+  // grows with the matching watchers, not with all of them (for tests and metrics).
+  uint64_t publish_watchers_examined() const;
 
  private:
   struct Group {
@@ -113,28 +122,56 @@ class Hub {
     std::vector<mvccpb::Event> events;
   };
   struct Watcher {
+    WatcherId id = 0;
     WatchSpec spec;
     Notify notify;
     // Every matching event of a revision <= queued_through is delivered, buffered, or being
-    // scanned by the consumer.
+    // scanned by the consumer. A live watcher (not catch_up) is also synced through the hub's
+    // revision_ — Publish does not touch watchers it has nothing for — so its position is
+    // max(queued_through, revision_); queued_through > revision_ only for a start_revision
+    // in the future.
     int64_t queued_through = 0;
     // Events after queued_through were not buffered: the consumer must catch up.
     bool catch_up = false;
-    std::deque<Group> buffer;
+    // Whole revisions, oldest first from buffer_head (a vector used as a queue: no allocation
+    // for an idle watcher, unlike std::deque).
+    std::vector<Group> buffer;
+    size_t buffer_head = 0;
     size_t buffered = 0;
+    // Where the index keeps this watcher: by_key_ slot (single key) or range node.
+    size_t key_slot = 0;
+    IntervalIndex<Watcher*>::Handle range = nullptr;
+    // Publish scratch: the group being built for this watcher in the current revision
+    // (valid while group_stamp == the hub's group_stamp_) and whether it is to be notified.
+    uint64_t group_stamp = 0;
+    size_t group_index = 0;
+    uint64_t notify_stamp = 0;
   };
 
+  bool BufferEmpty(const Watcher& watcher) const {
+    return watcher.buffer_head == watcher.buffer.size();
+  }
+  const Watcher* Find(WatcherId id) const;  // REQUIRES: mutex_ held; null when unknown
   void Deliver(Watcher* watcher, Group&& group);
-  std::vector<Watcher*> Matching(const mvccpb::Event& event);  // REQUIRES: mutex_ held
+  // Calls match(watcher) for every watcher whose key range holds `key`. REQUIRES: mutex_ held
+  template <typename Match>
+  void ForEachMatching(const std::string& key, Match&& match);
 
   const HubOptions options_;
   mutable std::mutex mutex_;
-  int64_t revision_;                       // GUARDED_BY(mutex_)
-  WatcherId next_id_ = 1;                  // GUARDED_BY(mutex_)
-  std::map<WatcherId, Watcher> watchers_;  // GUARDED_BY(mutex_)
-  // Single-key watchers by key; the others (ranges) are checked one by one.
-  std::unordered_multimap<std::string, WatcherId> by_key_;  // GUARDED_BY(mutex_)
-  std::map<WatcherId, Watcher*> ranges_;                    // GUARDED_BY(mutex_)
+  int64_t revision_;                                 // GUARDED_BY(mutex_)
+  WatcherId next_id_ = 1;                            // GUARDED_BY(mutex_)
+  std::unordered_map<WatcherId, Watcher> watchers_;  // GUARDED_BY(mutex_); nodes are stable
+  // Single-key watchers by key (Watcher::key_slot is the position in the vector).
+  std::unordered_map<std::string, std::vector<Watcher*>> by_key_;  // GUARDED_BY(mutex_)
+  // Range watchers ("\0" range_end = unbounded).
+  IntervalIndex<Watcher*> ranges_;  // GUARDED_BY(mutex_)
+  // Publish scratch, kept to reuse its memory.
+  uint64_t group_stamp_ = 0;                        // GUARDED_BY(mutex_)
+  uint64_t notify_stamp_ = 0;                       // GUARDED_BY(mutex_)
+  std::vector<std::pair<Watcher*, Group>> groups_;  // GUARDED_BY(mutex_)
+  std::vector<Watcher*> to_notify_;                 // GUARDED_BY(mutex_)
+  uint64_t publish_watchers_examined_ = 0;          // GUARDED_BY(mutex_)
 };
 
 }  // namespace cairn::feed

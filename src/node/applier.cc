@@ -65,6 +65,9 @@ Status Applier::ApplyOne(storage::WriteBatch* batch, const command::Command& com
     case command::Command::kAlarm:
       if (alarms_ == nullptr) return Status::Internal("node: no alarm state for an alarm command");
       return alarms_->Apply(batch, command.alarm(), result->mutable_alarm());
+    case command::Command::kMemberAttributes:
+      if (membership_ == nullptr) return Status::Internal("node: no membership");
+      return membership_->ApplyAttributes(batch, command.member_attributes());
     case command::Command::REQUEST_NOT_SET:
       // An empty command still occupies its log index (deterministic no-op).
       return Status::Ok();
@@ -96,7 +99,16 @@ Status Applier::ApplyBatch(std::span<Entry> entries) {
   for (Entry& entry : entries) {
     CAIRN_CHECK(entry.index == expected);
     ++expected;
-    *entry.status = ApplyOne(batch.get(), *entry.command, entry.result, events_out);
+    if (entry.config_change != nullptr) {
+      *entry.status =
+          membership_ == nullptr
+              ? Status::Internal("node: no membership for a configuration change")
+              : membership_->ApplyConfigChange(batch.get(), *entry.config_change, *entry.member);
+    } else if (entry.command != nullptr) {
+      *entry.status = ApplyOne(batch.get(), *entry.command, entry.result, events_out);
+    } else {
+      *entry.status = Status::Ok();  // the empty entry of a new leader's term
+    }
     if (!entry.status->ok()) entry.result->Clear();
   }
   uint64_t last = entries.back().index;
@@ -105,6 +117,8 @@ Status Applier::ApplyBatch(std::span<Entry> entries) {
   if (!written.ok()) {
     kv_->OnBatchAborted();
     if (alarms_ != nullptr) (void)alarms_->Reload();
+    // The node stops after a failed write; the in-memory membership may be ahead of the
+    // engine until it reopens.
     return written.WithContext("applying log entries " + std::to_string(entries.front().index) +
                                ".." + std::to_string(last));
   }

@@ -25,6 +25,8 @@
 #include "src/lease/lease_state.h"
 #include "src/mvcc/kv_state.h"
 #include "src/node/alarm_state.h"
+#include "src/node/membership.h"
+#include "src/raft/types.h"
 #include "src/storage/engine.h"
 
 namespace cairn::node {
@@ -34,13 +36,19 @@ inline constexpr std::string_view kAppliedIndexKey = "node/applied_index";
 inline constexpr std::string_view kFormatVersionKey = "node/format_version";
 // Version of the whole data directory layout (WAL + engine families). Bumped on any
 // incompatible change; an unknown version refuses to open.
-inline constexpr uint64_t kFormatVersion = 1;
+// Version 2: WAL entries are Raft entries (docs/formats/raft.md) and the membership lives in
+// meta.
+inline constexpr uint64_t kFormatVersion = 2;
 
 class Applier {
  public:
+  // A log entry to apply: a command, a configuration change (config_change and member set),
+  // or neither (the empty entry a new leader appends).
   struct Entry {
     uint64_t index = 0;
     const command::Command* command = nullptr;
+    const raft::ConfigChange* config_change = nullptr;
+    const command::Member* member = nullptr;
     // Outputs, one per entry.
     command::CommandResult* result = nullptr;
     Status* status = nullptr;
@@ -70,6 +78,8 @@ class Applier {
   // The alarm state: alarm commands change it, and its active alarms cap what is applied
   // (alarm_state.h). Without it alarm commands fail and nothing is capped.
   void set_alarms(AlarmState* alarms) { alarms_ = alarms; }
+  // The membership that configuration changes and member_attributes commands change.
+  void set_membership(Membership* membership) { membership_ = membership; }
 
  private:
   Applier(storage::Engine* engine, mvcc::KvState* kv, uint64_t applied_index, EventSink sink)
@@ -86,6 +96,7 @@ class Applier {
   const EventSink sink_;
   lease::LeaseState* leases_ = nullptr;
   AlarmState* alarms_ = nullptr;
+  Membership* membership_ = nullptr;
   std::atomic<uint64_t> applied_index_;
 };
 

@@ -1,6 +1,8 @@
 #include "src/node/node.h"
 
+#include <algorithm>
 #include <chrono>
+#include <future>
 #include <vector>
 
 #include "src/base/logging.h"
@@ -16,18 +18,65 @@ std::shared_ptr<spdlog::logger> Logger() {
   return logger;
 }
 
+Status NoLeaderError() { return Status::Unavailable("etcdserver: no leader"); }
+Status TimeoutError() { return Status::Unavailable("etcdserver: request timed out"); }
+Status TooManyRequestsError() { return Status::ResourceExhausted("etcdserver: too many requests"); }
+Status StoppingError() { return Status::Unavailable("cairn: the member is shutting down"); }
+
+// Messages a leader may send before its own entries are durable (Raft thesis §10.2.1): they
+// acknowledge nothing about its log. Responses (votes, append acknowledgements) wait.
+bool SendableBeforePersist(raft::MessageType type) {
+  switch (type) {
+    case raft::MessageType::kAppend:
+    case raft::MessageType::kHeartbeat:
+    case raft::MessageType::kSnapshot:
+    case raft::MessageType::kTimeoutNow:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsSoleVoter(const raft::ConfigState& config, uint64_t id) {
+  return config.voters.size() == 1 && config.voters[0] == id;
+}
+
 }  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Opening and bootstrap.
 
 Result<std::unique_ptr<Node>> Node::Open(NodeOptions options) {
   if (options.data_dir.empty()) return Status::InvalidArgument("node: data_dir is required");
+  if (options.member_id == raft::kNoNode) return Status::InvalidArgument("node: member id 0");
+  if (options.tick_ms <= 0 || options.election_ticks < 2) {
+    return Status::InvalidArgument("node: tick_ms must be positive and election_ticks >= 2");
+  }
   std::unique_ptr<Node> node(new Node(std::move(options)));
   CAIRN_RETURN_IF_ERROR(node->OpenParts());
-  CAIRN_RETURN_IF_ERROR(node->Replay());
-  node->committer_ =
-      std::make_unique<wal::GroupCommitter>(node->wal_.get(), node->options_.group_commit);
+  CAIRN_RETURN_IF_ERROR(node->OpenRaft());
   node->checkpointed_index_ = node->applier_->AppliedIndex();
+  node->next_request_id_ = static_cast<uint64_t>(
+      std::chrono::system_clock::now().time_since_epoch() / std::chrono::nanoseconds(1));
+  const uint64_t last_at_open = node->log_storage_->LastIndex();
+  const bool sole_voter =
+      IsSoleVoter(node->log_storage_->InitialConfigState(), node->options_.member_id) ||
+      (node->membership_->Empty() && !node->options_.join_existing &&
+       node->options_.initial_members.size() <= 1);
   node->apply_thread_ = std::thread([n = node.get()] { n->ApplyLoop(); });
+  node->raft_thread_ = std::thread([n = node.get()] { n->RaftLoop(); });
   node->checkpoint_thread_ = std::thread([n = node.get()] { n->CheckpointLoop(); });
+  if (sole_voter) {
+    // A single voter commits its whole log as soon as it is elected: replay it before serving,
+    // so that reads after Open see every acknowledged write.
+    // Its election appends one empty entry after the log.
+    if (!node->WaitApplied(last_at_open + 1, node->options_.request_timeout_ms)) {
+      Status failure = node->Failed() ? node->CurrentFailure()
+                                      : Status::Unavailable("node: log replay did not finish");
+      (void)node->Close();
+      return failure;
+    }
+  }
   return node;
 }
 
@@ -50,6 +99,8 @@ Status Node::OpenParts() {
   applier_->set_leases(leases_.get());
   CAIRN_ASSIGN_OR_RETURN(alarms_, AlarmState::Open(engine_.get()));
   applier_->set_alarms(alarms_.get());
+  CAIRN_ASSIGN_OR_RETURN(membership_, Membership::Open(engine_.get()));
+  applier_->set_membership(membership_.get());
   CAIRN_ASSIGN_OR_RETURN(wal_, wal::Wal::Open(fs, options_.data_dir + "/wal", options_.wal));
   const wal::RecoveryInfo& recovery = wal_->recovery();
   if (recovery.tail_truncated) {
@@ -59,58 +110,102 @@ Status Node::OpenParts() {
   return Status::Ok();
 }
 
-Status Node::Replay() {
-  const uint64_t applied = applier_->AppliedIndex();
-  const uint64_t first = wal_->FirstIndex();
-  const uint64_t last = wal_->LastIndex();
-  if (last < applied) {
-    return Status::Corruption("wal ends at index " + std::to_string(last) +
-                              " but the state was applied up to index " + std::to_string(applied) +
-                              ": the log lost acknowledged entries");
+Status Node::OpenRaft() {
+  env::FileSystem* fs = options_.filesystem ? options_.filesystem : env::PosixFileSystem::Default();
+  RaftLogStorage::Options storage_options;
+  storage_options.cache_bytes_max = options_.log_cache_bytes_max;
+  CAIRN_ASSIGN_OR_RETURN(
+      log_storage_,
+      RaftLogStorage::Open(wal_.get(), fs, options_.data_dir + "/raft", membership_->Config(),
+                           applier_->AppliedIndex(), storage_options));
+  const bool log_empty = log_storage_->LastIndex() + 1 == log_storage_->FirstIndex();
+  if (membership_->Empty() && log_empty && !options_.join_existing) {
+    CAIRN_RETURN_IF_ERROR(Bootstrap());
   }
-  if (last > applied && first > applied + 1) {
-    return Status::Corruption("wal starts at index " + std::to_string(first) +
-                              " but the state was applied only up to index " +
-                              std::to_string(applied));
+  uint64_t seed = options_.random_seed;
+  if (seed == 0) {
+    seed = options_.member_id ^
+           static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   }
-  if (last == applied) return Status::Ok();
-  Logger()->info("replaying wal entries {}..{}", applied + 1, last);
-
-  std::vector<command::Command> commands;
-  std::vector<command::CommandResult> results;
-  std::vector<Status> statuses;
-  uint64_t batch_first = applied + 1;
-  auto flush_batch = [&]() -> Status {
-    std::vector<Applier::Entry> entries(commands.size());
-    results.assign(commands.size(), {});
-    statuses.assign(commands.size(), Status());
-    for (size_t i = 0; i < commands.size(); ++i) {
-      entries[i] = {batch_first + i, &commands[i], &results[i], &statuses[i]};
-    }
-    CAIRN_RETURN_IF_ERROR(applier_->ApplyBatch(entries));
-    batch_first += commands.size();
-    commands.clear();
-    return Status::Ok();
-  };
-  Status status = wal_->ReadFrom(applied + 1, [&](uint64_t index, std::string_view payload) {
-    CAIRN_CHECK(index == batch_first + commands.size());
-    command::Command command;
-    if (!command.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
-      return Status::Corruption("wal entry " + std::to_string(index) +
-                                " does not parse as a command");
-    }
-    commands.push_back(std::move(command));
-    if (commands.size() >= options_.apply_batch_entries_max) return flush_batch();
-    return Status::Ok();
-  });
-  CAIRN_RETURN_IF_ERROR(status);
-  CAIRN_RETURN_IF_ERROR(flush_batch());
-  if (applier_->AppliedIndex() != last) {
-    return Status::Corruption("replay stopped at index " +
-                              std::to_string(applier_->AppliedIndex()) + ", wal ends at " +
-                              std::to_string(last));
-  }
+  random_ = std::make_unique<env::Random>(seed);
+  raft::Config config;
+  config.id = options_.member_id;
+  config.election_ticks = options_.election_ticks;
+  config.heartbeat_ticks = 1;
+  config.storage = log_storage_.get();
+  config.random = random_.get();
+  config.applied = applier_->AppliedIndex();
+  CAIRN_RETURN_IF_ERROR(config.Validate());
+  raw_ = std::make_unique<raft::RawNode>(config);
+  last_index_ = log_storage_->LastIndex();
+  commit_index_ = log_storage_->InitialHardState().commit;
+  term_ = log_storage_->InitialHardState().term;
   return Status::Ok();
+}
+
+Status Node::Bootstrap() {
+  std::vector<command::Member> members = options_.initial_members;
+  if (members.empty()) {
+    command::Member self;
+    self.set_id(options_.member_id);
+    members.push_back(self);
+  }
+  if (std::none_of(members.begin(), members.end(),
+                   [&](const command::Member& m) { return m.id() == options_.member_id; })) {
+    return Status::InvalidArgument("node: this member is not in the initial cluster");
+  }
+  std::vector<raft::Entry> entries;
+  uint64_t index = log_storage_->LastIndex();
+  for (const command::Member& member : members) {
+    command::ConfigChangeContext context;
+    *context.mutable_member() = member;
+    raft::ConfigChange change{.type = member.is_learner() ? raft::ConfigChangeType::kAddLearner
+                                                          : raft::ConfigChangeType::kAddVoter,
+                              .node_id = member.id(),
+                              .context = context.SerializeAsString()};
+    entries.push_back(raft::Entry{.term = 1,
+                                  .index = ++index,
+                                  .type = raft::EntryType::kConfigChange,
+                                  .data = raft::EncodeConfigChange(change)});
+  }
+  Logger()->info("bootstrapping a new cluster of {} member(s) at log index {}", members.size(),
+                 entries.front().index);
+  return log_storage_->Bootstrap(entries, raft::HardState{.term = 1, .commit = index});
+}
+
+// ---------------------------------------------------------------------------------------
+// Requests (any thread).
+
+int64_t Node::NowMs() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+bool Node::RegisterWaiter(uint64_t request_id, Waiter waiter) {
+  std::lock_guard lock(waiters_mutex_);
+  return waiters_.emplace(request_id, std::move(waiter)).second;
+}
+
+std::optional<Node::Waiter> Node::TakeWaiter(uint64_t request_id) {
+  std::lock_guard lock(waiters_mutex_);
+  auto it = waiters_.find(request_id);
+  if (it == waiters_.end()) return std::nullopt;
+  Waiter waiter = std::move(it->second);
+  waiters_.erase(it);
+  return waiter;
+}
+
+void Node::FailAllWaiters(const Status& status) {
+  std::unordered_map<uint64_t, Waiter> waiters;
+  {
+    std::lock_guard lock(waiters_mutex_);
+    waiters.swap(waiters_);
+  }
+  for (auto& [id, waiter] : waiters) {
+    if (waiter.done) waiter.done(status, {});
+    if (waiter.config_done) waiter.config_done(status, {});
+  }
 }
 
 void Node::Propose(command::Command command, Done done) {
@@ -125,32 +220,553 @@ void Node::Propose(command::Command command, Done done) {
       return;
     }
   }
-  auto* proposal = new Proposal{std::move(command), std::move(done)};
-  std::string payload = proposal->command.SerializeAsString();
-  Status submitted = committer_->Submit(std::move(payload),
-                                        [this, proposal](const Status& status, uint64_t index) {
-                                          OnDurable(proposal, status, index);
-                                        });
-  if (!submitted.ok()) {
-    proposal->done(submitted, {});
-    delete proposal;
+  const uint64_t request_id = NextRequestId();
+  command.set_proposer_id(options_.member_id);
+  command.set_request_id(request_id);
+  std::string payload = command.SerializeAsString();
+  Status refused;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    if (raft_stopping_) {
+      refused = StoppingError();
+    } else if (inbox_requests_ >= options_.inbox_requests_max) {
+      refused = TooManyRequestsError();
+    } else {
+      CAIRN_CHECK(RegisterWaiter(
+          request_id,
+          Waiter{.done = std::move(done), .deadline_ms = NowMs() + options_.request_timeout_ms}));
+      inbox_.proposals.emplace_back(request_id, std::move(payload));
+      ++inbox_requests_;
+    }
+  }
+  if (!refused.ok()) {
+    done(refused, {});
+    return;
+  }
+  inbox_cv_.notify_one();
+}
+
+void Node::ProposeConfigChange(raft::ConfigChangeType type, command::Member member,
+                               ConfigDone done) {
+  if (failed_.load(std::memory_order_acquire)) {
+    done(CurrentFailure(), {});
+    return;
+  }
+  const uint64_t request_id = NextRequestId();
+  command::ConfigChangeContext context;
+  context.set_request_id(request_id);
+  context.set_proposer_id(options_.member_id);
+  *context.mutable_member() = member;
+  raft::ConfigChange change{
+      .type = type, .node_id = member.id(), .context = context.SerializeAsString()};
+  Status refused;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    if (raft_stopping_) {
+      refused = StoppingError();
+    } else {
+      CAIRN_CHECK(
+          RegisterWaiter(request_id, Waiter{.config_done = std::move(done),
+                                            .deadline_ms = NowMs() + options_.request_timeout_ms}));
+      inbox_.config_changes.emplace_back(request_id, std::move(change));
+    }
+  }
+  if (!refused.ok()) {
+    done(refused, {});
+    return;
+  }
+  inbox_cv_.notify_one();
+}
+
+void Node::ReadIndex(ReadDone done) {
+  if (failed_.load(std::memory_order_acquire)) {
+    done(CurrentFailure());
+    return;
+  }
+  // A sole voter that leads cannot be deposed, and it acknowledges writes only after applying
+  // them: its applied state is already linearizable.
+  if (single_voter_leader_.load(std::memory_order_acquire)) {
+    done(Status::Ok());
+    return;
+  }
+  Status refused;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    if (raft_stopping_) {
+      refused = StoppingError();
+    } else if (inbox_requests_ >= options_.inbox_requests_max) {
+      refused = TooManyRequestsError();
+    } else {
+      inbox_.reads.push_back(PendingRead{std::move(done), NowMs() + options_.request_timeout_ms});
+      ++inbox_requests_;
+    }
+  }
+  if (!refused.ok()) {
+    done(refused);
+    return;
+  }
+  inbox_cv_.notify_one();
+}
+
+void Node::TransferLeadership(uint64_t transferee, ReadDone done) {
+  {
+    std::lock_guard lock(inbox_mutex_);
+    if (!raft_stopping_) {
+      inbox_.transfers.emplace_back(
+          transferee, PendingRead{std::move(done), NowMs() + options_.request_timeout_ms});
+      inbox_cv_.notify_one();
+      return;
+    }
+  }
+  done(StoppingError());
+}
+
+void Node::Step(raft::Message message) {
+  {
+    std::lock_guard lock(inbox_mutex_);
+    if (raft_stopping_ || inbox_.messages.size() >= options_.inbox_messages_max) return;
+    inbox_.messages.push_back(std::move(message));
+  }
+  inbox_cv_.notify_one();
+}
+
+void Node::ReportUnreachable(uint64_t id) {
+  {
+    std::lock_guard lock(inbox_mutex_);
+    if (raft_stopping_) return;
+    inbox_.unreachable.push_back(id);
+  }
+  inbox_cv_.notify_one();
+}
+
+RaftStatus Node::GetRaftStatus() const {
+  RaftStatus status;
+  status.member_id = options_.member_id;
+  status.leader_id = leader_id_.load();
+  status.term = term_.load();
+  status.commit_index = commit_index_.load();
+  status.last_index = last_index_.load();
+  status.applied_index = applier_->AppliedIndex();
+  command::Member self;
+  status.is_learner = membership_->Get(options_.member_id, &self) && self.is_learner();
+  return status;
+}
+
+bool Node::WaitApplied(uint64_t index, int64_t timeout_ms) {
+  std::unique_lock lock(mutex_);
+  return applied_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
+    return applier_->AppliedIndex() >= index || failed_.load() || stopping_;
+  }) && applier_->AppliedIndex() >= index;
+}
+
+// ---------------------------------------------------------------------------------------
+// The raft thread.
+
+void Node::RaftLoop() {
+  const auto tick = std::chrono::milliseconds(options_.tick_ms);
+  auto next_tick = std::chrono::steady_clock::now() + tick;
+  bool first = true;  // the bootstrap entries apply (and a sole voter campaigns) at once
+  while (true) {
+    Inbox inbox;
+    bool stopping = false;
+    {
+      std::unique_lock lock(inbox_mutex_);
+      if (!first) {
+        inbox_cv_.wait_until(lock, next_tick, [&] { return raft_stopping_ || !inbox_.Empty(); });
+      }
+      first = false;
+      std::swap(inbox, inbox_);
+      inbox_requests_ = 0;
+      stopping = raft_stopping_;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    bool ticked = false;
+    for (int ticks = 0; now >= next_tick; next_tick += tick) {
+      // After a long stall (SIGSTOP, a slow disk) at most one election timeout of ticks.
+      if (++ticks <= options_.election_ticks) raw_->Tick();
+      ticked = true;
+    }
+    if (!failed_.load()) {
+      Submit(inbox);
+      HandleReadies();
+      // A sole voter need not wait for an election timeout (its bootstrap entries may have
+      // just made it one).
+      if (leader_id_.load() == raft::kNoNode && raw_->raft().role() == raft::Role::kFollower &&
+          IsSoleVoter(raw_->raft().config_state(), options_.member_id)) {
+        (void)raw_->Campaign();
+        HandleReadies();
+      }
+    }
+    if (ticked || stopping) ExpireRequests();
+    if (stopping) break;
+  }
+  // Whatever is still waiting will not be answered by this member.
+  for (auto& [context, reads] : reads_in_flight_) {
+    for (PendingRead& read : reads) read.done(StoppingError());
+  }
+  reads_in_flight_.clear();
+  for (auto& [transferee, transfer] : transfers_) transfer.done(StoppingError());
+  transfers_.clear();
+  std::lock_guard lock(inbox_mutex_);
+  for (auto& [index, outcome] : inbox_.compactions) outcome->set_value(StoppingError());
+  inbox_.compactions.clear();
+}
+
+void Node::Submit(Inbox& inbox) {
+  for (raft::Message& message : inbox.messages) {
+    Status status = raw_->Step(std::move(message));
+    if (!status.ok()) Logger()->debug("dropped a peer message: {}", status.ToString());
+  }
+  for (uint64_t id : inbox.unreachable) raw_->ReportUnreachable(id);
+  for (auto& [index, outcome] : inbox.compactions)
+    outcome->set_value(log_storage_->CompactTo(index));
+  for (size_t start = 0; start < inbox.proposals.size(); start += raft::kProposalBatchEntriesMax) {
+    const size_t end = std::min(inbox.proposals.size(), start + raft::kProposalBatchEntriesMax);
+    std::vector<std::string> batch;
+    batch.reserve(end - start);
+    for (size_t i = start; i < end; ++i) batch.push_back(std::move(inbox.proposals[i].second));
+    Status status = raw_->ProposeBatch(std::move(batch));
+    if (status.ok()) continue;
+    if (raft::IsProposalDropped(status)) status = NoLeaderError();
+    for (size_t i = start; i < end; ++i) {
+      if (auto waiter = TakeWaiter(inbox.proposals[i].first)) waiter->done(status, {});
+    }
+  }
+  for (auto& [request_id, change] : inbox.config_changes) {
+    Status status = raw_->ProposeConfigChange(change);
+    if (status.ok()) continue;
+    if (raft::IsProposalDropped(status)) status = NoLeaderError();
+    if (status.code() == StatusCode::kFailedPrecondition) {
+      status = Status::FailedPrecondition("etcdserver: unhealthy cluster");
+    }
+    if (auto waiter = TakeWaiter(request_id)) waiter->config_done(status, {});
+  }
+  if (!inbox.reads.empty()) {
+    if (single_voter_leader_.load()) {
+      for (PendingRead& read : inbox.reads) read.done(Status::Ok());
+    } else {
+      std::string context = std::to_string(++read_context_counter_);
+      Status status = raw_->ReadIndex(context);
+      if (!status.ok()) {
+        if (raft::IsProposalDropped(status)) status = NoLeaderError();
+        for (PendingRead& read : inbox.reads) read.done(status);
+      } else {
+        reads_in_flight_[context] = std::move(inbox.reads);
+      }
+    }
+  }
+  for (auto& [transferee, transfer] : inbox.transfers) {
+    if (leader_id_.load() == transferee) {
+      transfer.done(Status::Ok());
+      continue;
+    }
+    raw_->TransferLeader(transferee);
+    transfers_.emplace_back(transferee, std::move(transfer));
   }
 }
 
-void Node::OnDurable(Proposal* proposal, const Status& status, uint64_t index) {
-  if (!status.ok()) Fail(status.WithContext("wal"));
-  if (failed_.load(std::memory_order_acquire)) {
-    proposal->done(CurrentFailure(), {});
-    delete proposal;
+void Node::HandleReadies() {
+  while (raw_->HasReady()) {
+    raft::Ready ready = raw_->GetReady();
+    Status status = HandleReady(ready);
+    if (!status.ok()) {
+      Fail(status);
+      FailAllWaiters(CurrentFailure());
+      return;  // never Advance past state that is not durable
+    }
+    raw_->Advance();
+  }
+}
+
+Status Node::HandleReady(raft::Ready& ready) {
+  if (ready.soft_state) OnSoftState(*ready.soft_state);
+  if (soft_state_.role == raft::Role::kLeader) SendMessages(ready.messages, true);
+  if (!ready.snapshot.IsEmpty()) {
+    return Status::Unimplemented("node: installing a snapshot sent by the leader");
+  }
+  if (!ready.entries.empty()) {
+    CAIRN_RETURN_IF_ERROR(log_storage_->Append(ready.entries).WithContext("wal"));
+    const auto sync_start = std::chrono::steady_clock::now();
+    CAIRN_RETURN_IF_ERROR(log_storage_->Sync().WithContext("wal"));
+    if (options_.on_wal_sync) {
+      options_.on_wal_sync(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - sync_start).count(),
+          ready.entries.size());
+    }
+    last_index_.store(log_storage_->LastIndex(), std::memory_order_release);
+  }
+  if (ready.hard_state) {
+    CAIRN_RETURN_IF_ERROR(log_storage_->SaveHardState(*ready.hard_state).WithContext("raft"));
+    commit_index_.store(ready.hard_state->commit, std::memory_order_release);
+  }
+  SendMessages(ready.messages, false);
+  const uint64_t term = raw_->raft().term();
+  term_.store(term, std::memory_order_release);
+  if (term != reported_term_) {
+    reported_term_ = term;
+    if (options_.on_leader_change) options_.on_leader_change(soft_state_.lead, term);
+  }
+  ServeReadStates(ready.read_states);
+  if (!ready.committed_entries.empty()) {
+    {
+      std::unique_lock lock(mutex_);
+      queue_not_full_.wait(lock, [&] {
+        return apply_queue_.size() < options_.apply_queue_entries_max || stopping_;
+      });
+      for (raft::Entry& entry : ready.committed_entries) apply_queue_.push_back(entry);
+    }
+    queue_not_empty_.notify_one();
+    ApplyConfigChanges(ready.committed_entries);
+  }
+  return Status::Ok();
+}
+
+void Node::SendMessages(std::vector<raft::Message>& messages, bool leader_messages_only) {
+  if (messages.empty()) return;
+  std::vector<raft::Message> out;
+  if (leader_messages_only) {
+    auto early = std::stable_partition(messages.begin(), messages.end(),
+                                       [](const auto& m) { return SendableBeforePersist(m.type); });
+    out.assign(std::make_move_iterator(messages.begin()), std::make_move_iterator(early));
+    messages.erase(messages.begin(), early);
+  } else {
+    out = std::move(messages);
+    messages.clear();
+  }
+  if (!out.empty() && options_.send) options_.send(std::move(out));
+}
+
+void Node::ApplyConfigChanges(const std::vector<raft::Entry>& committed) {
+  bool changed = false;
+  for (const raft::Entry& entry : committed) {
+    if (entry.type != raft::EntryType::kConfigChange) continue;
+    // Raft must see the change only once it is applied (it takes effect then, as in etcd).
+    bool accepted = false;
+    {
+      std::unique_lock lock(mutex_);
+      applied_cv_.wait(lock, [&] {
+        return config_change_applied_.contains(entry.index) || failed_.load() || stopping_;
+      });
+      auto it = config_change_applied_.find(entry.index);
+      if (it == config_change_applied_.end()) return;  // failed or stopping
+      accepted = it->second;
+      config_change_applied_.erase(it);
+    }
+    raft::ConfigChange change;
+    CAIRN_CHECK(raft::DecodeConfigChange(entry.data, &change));
+    if (accepted) {
+      raw_->ApplyConfigChange(change);
+      changed = true;
+    }
+  }
+  if (!changed) return;
+  const raft::ConfigState config = raw_->raft().config_state();
+  single_voter_leader_.store(soft_state_.role == raft::Role::kLeader &&
+                             IsSoleVoter(config, options_.member_id));
+  if (options_.on_members_changed) options_.on_members_changed(membership_->List());
+}
+
+void Node::OnSoftState(const raft::SoftState& soft_state) {
+  const bool leader_changed = soft_state.lead != soft_state_.lead;
+  soft_state_ = soft_state;
+  leader_id_.store(soft_state.lead, std::memory_order_release);
+  single_voter_leader_.store(soft_state.role == raft::Role::kLeader &&
+                             IsSoleVoter(raw_->raft().config_state(), options_.member_id));
+  if (leader_changed) {
+    Logger()->info("member {:x}: leader is now {:x} at term {}", options_.member_id,
+                   soft_state.lead, raw_->raft().term());
+    reported_term_ = raw_->raft().term();
+    if (options_.on_leader_change) options_.on_leader_change(soft_state.lead, reported_term_);
+    for (auto it = transfers_.begin(); it != transfers_.end();) {
+      if (it->first == soft_state.lead) {
+        it->second.done(Status::Ok());
+        it = transfers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
+void Node::ServeReadStates(std::vector<raft::ReadState>& read_states) {
+  for (raft::ReadState& state : read_states) {
+    auto it = reads_in_flight_.find(state.context);
+    if (it == reads_in_flight_.end()) continue;
+    std::vector<PendingRead> reads = std::move(it->second);
+    reads_in_flight_.erase(it);
+    if (applier_->AppliedIndex() >= state.index) {
+      for (PendingRead& read : reads) read.done(Status::Ok());
+      continue;
+    }
+    std::lock_guard lock(reads_mutex_);
+    for (PendingRead& read : reads) reads_waiting_apply_.emplace(state.index, std::move(read));
+  }
+  // The apply thread may have passed the index between the check and the insertion.
+  ServeAppliedReads(applier_->AppliedIndex());
+}
+
+void Node::ExpireRequests() {
+  const int64_t now = NowMs();
+  std::vector<Waiter> expired;
+  {
+    std::lock_guard lock(waiters_mutex_);
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if (it->second.deadline_ms <= now) {
+        expired.push_back(std::move(it->second));
+        it = waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (Waiter& waiter : expired) {
+    if (waiter.done) waiter.done(TimeoutError(), {});
+    if (waiter.config_done) waiter.config_done(TimeoutError(), {});
+  }
+  for (auto it = reads_in_flight_.begin(); it != reads_in_flight_.end();) {
+    std::vector<PendingRead>& reads = it->second;
+    if (!reads.empty() && reads.front().deadline_ms <= now) {
+      for (PendingRead& read : reads) read.done(TimeoutError());
+      it = reads_in_flight_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = transfers_.begin(); it != transfers_.end();) {
+    if (it->second.deadline_ms <= now) {
+      it->second.done(TimeoutError());
+      it = transfers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  std::vector<PendingRead> stale;
+  {
+    std::lock_guard lock(reads_mutex_);
+    for (auto it = reads_waiting_apply_.begin(); it != reads_waiting_apply_.end();) {
+      if (it->second.deadline_ms <= now) {
+        stale.push_back(std::move(it->second));
+        it = reads_waiting_apply_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (PendingRead& read : stale) read.done(TimeoutError());
+}
+
+// ---------------------------------------------------------------------------------------
+// The apply thread.
+
+void Node::ApplyLoop() {
+  std::vector<raft::Entry> taken;
+  while (true) {
+    taken.clear();
+    {
+      std::unique_lock lock(mutex_);
+      queue_not_empty_.wait(lock, [&] { return stopping_ || !apply_queue_.empty(); });
+      if (apply_queue_.empty()) return;  // stopping and drained
+      while (!apply_queue_.empty() && taken.size() < options_.apply_batch_entries_max) {
+        taken.push_back(std::move(apply_queue_.front()));
+        apply_queue_.pop_front();
+      }
+    }
+    queue_not_full_.notify_all();
+    ApplyEntries(taken);
+    if (options_.checkpoint_interval_entries > 0 &&
+        applier_->AppliedIndex() - checkpointed_index_.load() >=
+            options_.checkpoint_interval_entries) {
+      checkpoint_wanted_.notify_one();
+    }
+  }
+}
+
+void Node::ApplyEntries(std::vector<raft::Entry>& taken) {
+  const size_t n = taken.size();
+  std::vector<command::Command> commands(n);
+  std::vector<raft::ConfigChange> changes(n);
+  std::vector<command::ConfigChangeContext> contexts(n);
+  std::vector<command::CommandResult> results(n);
+  std::vector<Status> statuses(n);
+  std::vector<Applier::Entry> entries(n);
+  Status decoded;
+  for (size_t i = 0; i < n && decoded.ok(); ++i) {
+    const raft::Entry& entry = taken[i];
+    entries[i] = {.index = entry.index, .result = &results[i], .status = &statuses[i]};
+    if (entry.type == raft::EntryType::kConfigChange) {
+      if (!raft::DecodeConfigChange(entry.data, &changes[i]) ||
+          !contexts[i].ParseFromString(changes[i].context)) {
+        decoded = Status::Corruption("log entry " + std::to_string(entry.index) +
+                                     " is not a configuration change");
+      }
+      entries[i].config_change = &changes[i];
+      entries[i].member = &contexts[i].member();
+    } else if (!entry.data.empty()) {
+      if (!commands[i].ParseFromString(entry.data)) {
+        decoded = Status::Corruption("log entry " + std::to_string(entry.index) +
+                                     " does not parse as a command");
+      }
+      entries[i].command = &commands[i];
+    }
+  }
+  const auto apply_start = std::chrono::steady_clock::now();
+  Status applied = decoded;
+  if (applied.ok()) applied = failed_.load() ? CurrentFailure() : applier_->ApplyBatch(entries);
+  if (!applied.ok()) {
+    Fail(applied.WithContext("apply"));
+    FailAllWaiters(CurrentFailure());
+    applied_cv_.notify_all();
     return;
   }
-  proposal->index = index;
-  std::unique_lock<std::mutex> lock(mutex_);
-  queue_not_full_.wait(lock,
-                       [&] { return apply_queue_.size() < options_.apply_queue_entries_max; });
-  apply_queue_.push_back(proposal);
-  queue_not_empty_.notify_one();
+  if (options_.on_apply_batch) {
+    options_.on_apply_batch(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - apply_start).count(), n);
+  }
+  const uint64_t self = options_.member_id;
+  bool config_changed = false;
+  for (size_t i = 0; i < n; ++i) {
+    if (entries[i].config_change != nullptr) {
+      config_changed = true;
+      if (contexts[i].proposer_id() == self) {
+        if (auto waiter = TakeWaiter(contexts[i].request_id())) {
+          waiter->config_done(statuses[i], membership_->List());
+        }
+      }
+    } else if (entries[i].command != nullptr && commands[i].proposer_id() == self) {
+      if (auto waiter = TakeWaiter(commands[i].request_id())) {
+        waiter->done(statuses[i], std::move(results[i]));
+      }
+    }
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (config_changed) {
+      for (size_t i = 0; i < n; ++i) {
+        if (entries[i].config_change != nullptr) {
+          config_change_applied_[entries[i].index] = statuses[i].ok();
+        }
+      }
+    }
+  }
+  applied_cv_.notify_all();
+  ServeAppliedReads(applier_->AppliedIndex());
 }
+
+void Node::ServeAppliedReads(uint64_t applied) {
+  std::vector<PendingRead> ready;
+  {
+    std::lock_guard lock(reads_mutex_);
+    auto end = reads_waiting_apply_.upper_bound(applied);
+    for (auto it = reads_waiting_apply_.begin(); it != end; ++it) {
+      ready.push_back(std::move(it->second));
+    }
+    reads_waiting_apply_.erase(reads_waiting_apply_.begin(), end);
+  }
+  for (PendingRead& read : ready) read.done(Status::Ok());
+}
+
+// ---------------------------------------------------------------------------------------
+// Failure, checkpoints, shutdown.
 
 Status Node::CurrentFailure() {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -158,60 +774,15 @@ Status Node::CurrentFailure() {
 }
 
 void Node::Fail(const Status& status) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (failed_.load()) return;
-  failure_ = Status::Unavailable("node stopped accepting writes after a storage failure: " +
-                                 status.ToString());
-  failed_.store(true, std::memory_order_release);
-  Logger()->error("{}", failure_.message());
-}
-
-void Node::ApplyLoop() {
-  std::vector<Proposal*> taken;
-  std::vector<Applier::Entry> entries;
-  std::vector<command::CommandResult> results;
-  std::vector<Status> statuses;
-  while (true) {
-    taken.clear();
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      queue_not_empty_.wait(lock, [&] { return stopping_ || !apply_queue_.empty(); });
-      if (apply_queue_.empty()) return;  // stopping and drained
-      while (!apply_queue_.empty() && taken.size() < options_.apply_batch_entries_max) {
-        taken.push_back(apply_queue_.front());
-        apply_queue_.pop_front();
-      }
-      queue_not_full_.notify_all();
-    }
-    entries.resize(taken.size());
-    results.assign(taken.size(), {});
-    statuses.assign(taken.size(), Status());
-    for (size_t i = 0; i < taken.size(); ++i) {
-      entries[i] = {taken[i]->index, &taken[i]->command, &results[i], &statuses[i]};
-    }
-    const auto apply_start = std::chrono::steady_clock::now();
-    Status applied =
-        failed_.load() ? Status::Unavailable("node failed") : applier_->ApplyBatch(entries);
-    if (applied.ok() && options_.on_apply_batch) {
-      options_.on_apply_batch(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - apply_start).count(),
-          entries.size());
-    }
-    if (!applied.ok()) Fail(applied.WithContext("apply"));
-    for (size_t i = 0; i < taken.size(); ++i) {
-      if (applied.ok()) {
-        taken[i]->done(statuses[i], std::move(results[i]));
-      } else {
-        taken[i]->done(CurrentFailure(), {});
-      }
-      delete taken[i];
-    }
-    if (options_.checkpoint_interval_entries > 0 &&
-        applier_->AppliedIndex() - checkpointed_index_.load() >=
-            options_.checkpoint_interval_entries) {
-      checkpoint_wanted_.notify_one();
-    }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (failed_.load()) return;
+    failure_ = Status::Unavailable("node stopped accepting writes after a storage failure: " +
+                                   status.ToString());
+    failed_.store(true, std::memory_order_release);
+    Logger()->error("{}", failure_.message());
   }
+  applied_cv_.notify_all();
 }
 
 void Node::CheckpointLoop() {
@@ -233,11 +804,35 @@ void Node::CheckpointLoop() {
 Status Node::Checkpoint() {
   std::lock_guard<std::mutex> lock(checkpoint_mutex_);
   // Everything applied up to `covered` was written to the engine before Flush() starts, so
-  // the flush makes it durable; the log entries up to it are then redundant.
+  // the flush makes it durable; the log entries before it are then redundant (the entry at
+  // `covered` stays: its term marks the start of the log).
   const uint64_t covered = applier_->AppliedIndex();
   CAIRN_RETURN_IF_ERROR(engine_->Flush());
-  CAIRN_RETURN_IF_ERROR(committer_->RunExclusive(
-      [covered](wal::Wal* wal) { return wal->TruncatePrefix(covered + 1); }));
+  uint64_t keep_from = covered;
+  if (membership_->List().size() > 1) {
+    keep_from = covered > options_.cluster_log_retention_entries
+                    ? covered - options_.cluster_log_retention_entries
+                    : 0;
+  }
+  if (keep_from > 0) {
+    // The log belongs to the raft thread: it compacts, and this waits for the outcome.
+    auto compacted = std::make_shared<std::promise<Status>>();
+    std::future<Status> outcome = compacted->get_future();
+    bool posted = false;
+    {
+      std::lock_guard inbox_lock(inbox_mutex_);
+      if (!raft_stopping_) {
+        inbox_.compactions.emplace_back(keep_from, compacted);
+        posted = true;
+      }
+    }
+    if (posted) {
+      inbox_cv_.notify_one();
+      CAIRN_RETURN_IF_ERROR(outcome.get());
+    } else if (raft_thread_stopped_.load()) {
+      CAIRN_RETURN_IF_ERROR(log_storage_->CompactTo(keep_from));
+    }
+  }
   checkpointed_index_.store(covered);
   return Status::Ok();
 }
@@ -247,19 +842,32 @@ uint64_t Node::LogFirstIndex() const { return wal_->FirstIndex(); }
 Status Node::Close() {
   if (closed_) return Status::Ok();
   closed_ = true;
-  // Drain: the committer finishes queued entries (their callbacks enqueue for apply), then
-  // the apply thread drains the queue and exits.
-  if (committer_) committer_->Stop();
+  // The raft thread submits what is queued (a sole voter commits it at once), then stops.
+  {
+    std::lock_guard lock(inbox_mutex_);
+    raft_stopping_ = true;
+  }
+  inbox_cv_.notify_all();
+  if (raft_thread_.joinable()) raft_thread_.join();
+  raft_thread_stopped_.store(true);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
   }
   queue_not_empty_.notify_all();
+  queue_not_full_.notify_all();
+  applied_cv_.notify_all();
   checkpoint_wanted_.notify_all();
   if (apply_thread_.joinable()) apply_thread_.join();
   if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
+  FailAllWaiters(StoppingError());
+  {
+    std::lock_guard lock(reads_mutex_);
+    for (auto& [index, read] : reads_waiting_apply_) read.done(StoppingError());
+    reads_waiting_apply_.clear();
+  }
   if (failed_.load()) return CurrentFailure();
-  if (!committer_) return Status::Ok();  // Open failed part way: nothing was written
+  if (!log_storage_) return Status::Ok();  // Open failed part way: nothing was written
   if (options_.checkpoint_interval_entries == 0) return engine_->Flush();  // keep the whole log
   return Checkpoint();
 }

@@ -1,49 +1,61 @@
-// Node: the write path of one Cairn member — log, group commit, apply.
+// Node: one Cairn member — the Raft core driven over the WAL, the peers and the applier.
 //
-//   Propose(command) ─▶ GroupCommitter: append to the WAL, one fdatasync per batch
-//                   ─▶ apply queue (bounded, log order)
-//                   ─▶ apply thread: Applier::ApplyBatch (one engine batch per group)
-//                   ─▶ the proposer's callback, with the command's result
+//   Propose(command) ─▶ inbox ─▶ raft thread: RawNode::ProposeBatch (a follower forwards to
+//                       the leader) ─▶ Ready: append entries to the WAL + one fdatasync for the
+//                       whole batch (the leader sends its appends to followers first, so its
+//                       own sync runs in parallel with replication), hard state if term/vote
+//                       changed, then the messages that acknowledge it
+//                   ─▶ committed entries ─▶ apply thread: Applier::ApplyBatch (one engine batch
+//                       per group) ─▶ the proposer's callback, with the command's result
 //
-// A command is acknowledged only after the sync covering its log entry returned AND it was
-// applied, so an acknowledged write survives kill -9 (the log is replayed on open from the
-// applied index the engine persisted) and is visible to every read that starts after the
-// acknowledgment.
+// A single member is a one-voter Raft group: there is no separate single-node path. A command
+// is acknowledged only after it was committed (durable on a quorum) AND applied here, so an
+// acknowledged write survives kill -9 and is visible to every read that starts after the
+// acknowledgment on this member. Linearizable reads call ReadIndex first (node.ReadIndex).
 //
-// Today the log has a single voter and no Raft; the Raft issue puts the consensus core
-// between Propose and the WAL and keeps the rest of this pipeline.
+// Membership lives in the state machine (membership.h) and changes through Raft
+// configuration changes, one at a time. A new cluster is bootstrapped by writing its initial
+// members as configuration-change entries 1..n on every member (etcd does the same).
 //
-// Threads: the group-commit thread, the apply thread and a checkpoint thread (flushes the
-// engine and drops WAL segments the flushed state covers). Propose and the accessors are
-// thread-safe. Callbacks run on the apply thread (or the commit thread on a log error):
-// they must be short and must not call back into the Node synchronously.
+// Threads: the raft thread (ticks, messages, proposals, persistence), the apply thread and a
+// checkpoint thread. Every public method is thread-safe. Callbacks run on the raft or the
+// apply thread: they must be short and must not call back into the Node synchronously.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <future>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include "cairn/command.pb.h"
 #include "src/base/result.h"
 #include "src/env/file_system.h"
+#include "src/env/random.h"
 #include "src/lease/lease_state.h"
 #include "src/mvcc/kv_state.h"
 #include "src/node/applier.h"
+#include "src/node/membership.h"
+#include "src/node/raft_log_storage.h"
+#include "src/raft/raw_node.h"
 #include "src/storage/engine.h"
-#include "src/wal/group_committer.h"
 #include "src/wal/wal.h"
 
 namespace cairn::node {
 
 struct NodeOptions {
-  // Required. The WAL lives in <data_dir>/wal, the engine in <data_dir>/state.
+  // Required. The WAL lives in <data_dir>/wal, the engine in <data_dir>/state, the Raft hard
+  // state in <data_dir>/raft.
   std::string data_dir;
-  // Filesystem for the WAL. Default: nullptr = the posix filesystem.
+  // Filesystem for the WAL and the hard state. Default: nullptr = the posix filesystem.
   env::FileSystem* filesystem = nullptr;
   // Default: false = RocksDB on disk; true = MemoryEngine (tests and simulation).
   bool memory_engine = false;
@@ -51,37 +63,111 @@ struct NodeOptions {
   storage::EngineOptions engine;
   mvcc::KvStateOptions kv;
   wal::WalOptions wal;
-  wal::GroupCommitter::Options group_commit;
+
+  // This member's Raft id (etcd's member ID). REQUIRES: != 0. Default: 1.
+  uint64_t member_id = 1;
+  // The members of a new cluster (etcd's --initial-cluster), written as the first log entries
+  // when the data directory holds no membership and no log. Default: empty = this member
+  // alone (id member_id, no name or URLs).
+  std::vector<command::Member> initial_members;
+  // etcd's --initial-cluster-state existing: this member was added to a running cluster and
+  // waits for the leader to send it the log; it never bootstraps. Default: false.
+  bool join_existing = false;
+  // Length of a Raft tick (etcd's --heartbeat-interval). Default: 100 ms.
+  int64_t tick_ms = 100;
+  // Election timeout in ticks (etcd's --election-timeout / --heartbeat-interval). Default: 10.
+  int election_ticks = 10;
+  // A proposal or read not answered within this long fails with "etcdserver: request timed
+  // out" (etcd: 5 s + 2 election timeouts). Default: 7000 ms.
+  int64_t request_timeout_ms = 7000;
+  // Proposals and reads queued for the raft thread beyond which new ones fail with
+  // "etcdserver: too many requests". Default: 65536.
+  size_t inbox_requests_max = 65536;
+  // Peer messages queued for the raft thread beyond which new ones are dropped (Raft
+  // retries). Default: 16384.
+  size_t inbox_messages_max = 16384;
+  // Seed of the election-timeout jitter. Default: 0 = derived from member_id and the clock.
+  uint64_t random_seed = 0;
+
   // Most commands applied in one engine batch. Default: 1024.
   size_t apply_batch_entries_max = 1024;
-  // Most durable-but-unapplied commands held; the commit thread waits beyond. Default: 65536.
+  // Most committed-but-unapplied entries queued; the raft thread waits beyond. Default: 65536.
   size_t apply_queue_entries_max = 65536;
   // After this many applied entries since the last checkpoint, flush the engine and delete
   // the WAL segments it covers. 0 disables checkpoints: the whole log is kept (tests compare
   // state with a replay of it). Default: 1,000,000.
   uint64_t checkpoint_interval_entries = 1'000'000;
+  // With more than one member, a checkpoint keeps at least this many entries below the
+  // applied index so that a lagging follower catches up from the log (snapshot transfer to
+  // followers is not implemented yet). Default: 1,000,000.
+  uint64_t cluster_log_retention_entries = 1'000'000;
+  // Most bytes of recent log entries kept in memory for replication. Default: 64 MiB.
+  uint64_t log_cache_bytes_max = 64ull << 20;
+
   // Called on the apply thread after each written batch with its events (watches).
-  // Default: empty = no events are collected.
   Applier::EventSink event_sink;
-  // Called on the apply thread after each successful engine batch with its duration and
-  // entry count (metrics). Default: empty.
+  // Called on the apply thread after each successful engine batch (metrics). Default: empty.
   std::function<void(double apply_seconds, size_t entries)> on_apply_batch;
+  // Called on the raft thread after each WAL fdatasync with its duration and the entries it
+  // made durable (metrics). Default: empty.
+  std::function<void(double sync_seconds, size_t entries)> on_wal_sync;
+  // Sends Raft messages to peers (the transport); called on the raft thread, must not block.
+  // Default: empty = messages to other members are dropped.
+  std::function<void(std::vector<raft::Message>&& messages)> send;
+  // Called on the raft thread when the applied membership changed (and once at start).
+  std::function<void(const std::vector<command::Member>& members)> on_members_changed;
+  // Called on the raft thread when the known leader or the term changed.
+  std::function<void(uint64_t leader_id, uint64_t term)> on_leader_change;
+};
+
+// What Maintenance.Status and metrics report.
+struct RaftStatus {
+  uint64_t member_id = 0;
+  uint64_t leader_id = 0;  // 0: no leader known
+  uint64_t term = 0;
+  uint64_t commit_index = 0;
+  uint64_t last_index = 0;
+  uint64_t applied_index = 0;
+  bool is_learner = false;
 };
 
 class Node {
  public:
   using Done = std::function<void(const Status& status, command::CommandResult&& result)>;
+  using ConfigDone =
+      std::function<void(const Status& status, std::vector<command::Member>&& members)>;
+  using ReadDone = std::function<void(const Status& status)>;
 
-  // Opens the engine and the WAL, then replays log entries after the persisted applied index.
+  // Opens the engine, the WAL and the Raft state; bootstraps a new cluster if the data
+  // directory is fresh (see NodeOptions). A single voter replays its log before Open returns.
   static Result<std::unique_ptr<Node>> Open(NodeOptions options);
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
-  // Logs and applies `command`, then calls `done` exactly once. After a log or engine
-  // failure the node refuses further writes with Unavailable; a command the admission check
-  // refuses is answered with its error and never logged.
+  // Replicates and applies `command`, then calls `done` exactly once. Errors: Unavailable
+  // "etcdserver: no leader" when no leader is known, "etcdserver: request timed out" after
+  // request_timeout_ms, ResourceExhausted "etcdserver: too many requests" when the inbox is
+  // full; after a log or engine failure, Unavailable. A command the admission check refuses
+  // is answered with its error and never logged.
   void Propose(command::Command command, Done done);
+
+  // Proposes a membership change; `change.context` is ignored (the member describes it).
+  // `done` receives the member list after the change was applied here.
+  void ProposeConfigChange(raft::ConfigChangeType type, command::Member member, ConfigDone done);
+
+  // Calls `done` once a read of the local state is linearizable: the leader confirmed its
+  // leadership and this member applied everything committed before the request.
+  void ReadIndex(ReadDone done);
+
+  // Asks the leader to hand leadership to `transferee`; `done` runs when it has (OK) or after
+  // request_timeout_ms.
+  void TransferLeadership(uint64_t transferee, ReadDone done);
+
+  // A message from a peer (the transport's receive path).
+  void Step(raft::Message message);
+  // Transport feedback.
+  void ReportUnreachable(uint64_t id);
 
   // Decides, before a command is logged, whether this member accepts it (the space quota:
   // src/server/space_quota.h). It runs on the proposer's thread and may call Propose.
@@ -92,31 +178,79 @@ class Node {
   mvcc::KvState* kv() { return kv_.get(); }
   lease::LeaseState* leases() { return leases_.get(); }
   AlarmState* alarms() { return alarms_.get(); }
+  Membership* membership() { return membership_.get(); }
   storage::Engine* engine() { return engine_.get(); }
+  uint64_t member_id() const { return options_.member_id; }
   uint64_t AppliedIndex() const { return applier_->AppliedIndex(); }
   uint64_t LogFirstIndex() const;
+  RaftStatus GetRaftStatus() const;
+  uint64_t LeaderId() const { return leader_id_.load(std::memory_order_acquire); }
+  bool IsLeader() const { return LeaderId() == options_.member_id; }
+  uint64_t Term() const { return term_.load(std::memory_order_acquire); }
   // Whether a log or engine failure made the node refuse writes.
   bool Failed() const { return failed_.load(); }
+  // Blocks until AppliedIndex() >= index or the timeout passes; returns whether it got there.
+  bool WaitApplied(uint64_t index, int64_t timeout_ms);
 
   // Flushes the engine and deletes WAL segments whose entries the flushed state covers.
   Status Checkpoint();
 
-  // Finishes queued proposals, stops the threads, then checkpoints (or, with checkpoints
-  // disabled, only flushes the engine). Idempotent.
+  // Stops the raft thread (pending requests fail with Unavailable), applies what was
+  // committed, then checkpoints (or, with checkpoints disabled, only flushes the engine).
+  // Idempotent.
   Status Close();
 
  private:
-  struct Proposal {
-    command::Command command;
+  struct Waiter {
     Done done;
-    uint64_t index = 0;
+    ConfigDone config_done;
+    int64_t deadline_ms = 0;
+  };
+  struct PendingRead {
+    ReadDone done;
+    int64_t deadline_ms = 0;
+  };
+  struct Inbox {
+    std::vector<std::pair<uint64_t, std::string>> proposals;  // (request id, payload)
+    std::vector<std::pair<uint64_t, raft::ConfigChange>> config_changes;
+    std::vector<PendingRead> reads;
+    std::vector<raft::Message> messages;
+    std::vector<uint64_t> unreachable;
+    std::vector<std::pair<uint64_t, PendingRead>> transfers;
+    // (index, outcome): log compactions the checkpoint thread waits for.
+    std::vector<std::pair<uint64_t, std::shared_ptr<std::promise<Status>>>> compactions;
+    bool Empty() const {
+      return proposals.empty() && config_changes.empty() && reads.empty() && messages.empty() &&
+             unreachable.empty() && transfers.empty() && compactions.empty();
+    }
   };
 
   explicit Node(NodeOptions options) : options_(std::move(options)) {}
   Status OpenParts();
-  Status Replay();
-  void OnDurable(Proposal* proposal, const Status& status, uint64_t index);
+  Status OpenRaft();
+  Status Bootstrap();
+  uint64_t NextRequestId() { return next_request_id_.fetch_add(1, std::memory_order_relaxed); }
+  bool RegisterWaiter(uint64_t request_id, Waiter waiter);
+  std::optional<Waiter> TakeWaiter(uint64_t request_id);
+  void FailAllWaiters(const Status& status);
+  int64_t NowMs() const;
+
+  // Raft thread.
+  void RaftLoop();
+  void Submit(Inbox& inbox);
+  void HandleReadies();
+  Status HandleReady(raft::Ready& ready);
+  void SendMessages(std::vector<raft::Message>& messages, bool leader_messages_only);
+  void ApplyConfigChanges(const std::vector<raft::Entry>& committed);
+  void OnSoftState(const raft::SoftState& soft_state);
+  void ExpireRequests();
+  void ServeReadStates(std::vector<raft::ReadState>& read_states);
+
+  // Apply thread.
   void ApplyLoop();
+  void ApplyEntries(std::vector<raft::Entry>& entries);
+  void ServeAppliedReads(uint64_t applied);
+
   void CheckpointLoop();
   void Fail(const Status& status);
   Status CurrentFailure();
@@ -128,17 +262,55 @@ class Node {
   std::unique_ptr<mvcc::KvState> kv_;
   std::unique_ptr<lease::LeaseState> leases_;
   std::unique_ptr<AlarmState> alarms_;
+  std::unique_ptr<Membership> membership_;
   std::unique_ptr<Applier> applier_;
   std::unique_ptr<wal::Wal> wal_;
-  std::unique_ptr<wal::GroupCommitter> committer_;
+  std::unique_ptr<RaftLogStorage> log_storage_;
+  std::unique_ptr<env::Random> random_;
+  std::unique_ptr<raft::RawNode> raw_;  // raft thread only (after Open)
 
+  std::atomic<uint64_t> next_request_id_{1};
+  std::atomic<uint64_t> leader_id_{0};
+  std::atomic<uint64_t> term_{0};
+  std::atomic<uint64_t> commit_index_{0};
+  std::atomic<uint64_t> last_index_{0};
+  std::atomic<bool> single_voter_leader_{false};
+
+  // Requests waiting for their entries to apply, by request id.
+  std::mutex waiters_mutex_;
+  std::unordered_map<uint64_t, Waiter> waiters_;  // GUARDED_BY(waiters_mutex_)
+
+  // Raft thread inbox.
+  std::mutex inbox_mutex_;
+  std::condition_variable inbox_cv_;
+  Inbox inbox_;                 // GUARDED_BY(inbox_mutex_)
+  size_t inbox_requests_ = 0;   // GUARDED_BY(inbox_mutex_)
+  bool raft_stopping_ = false;  // GUARDED_BY(inbox_mutex_)
+  std::thread raft_thread_;
+  std::atomic<bool> raft_thread_stopped_{false};
+
+  // Raft thread state.
+  uint64_t read_context_counter_ = 0;
+  std::map<std::string, std::vector<PendingRead>> reads_in_flight_;  // by ReadIndex context
+  std::vector<std::pair<uint64_t, PendingRead>> transfers_;          // (transferee, done)
+  raft::SoftState soft_state_;
+  uint64_t reported_term_ = 0;
+
+  // Reads waiting for the apply thread to reach their index.
+  std::mutex reads_mutex_;
+  std::multimap<uint64_t, PendingRead> reads_waiting_apply_;  // GUARDED_BY(reads_mutex_)
+
+  // Apply queue (raft thread → apply thread).
   std::mutex mutex_;
   std::condition_variable queue_not_empty_;
   std::condition_variable queue_not_full_;
+  std::condition_variable applied_cv_;
   std::condition_variable checkpoint_wanted_;
-  std::deque<Proposal*> apply_queue_;  // GUARDED_BY(mutex_)
-  bool stopping_ = false;              // GUARDED_BY(mutex_)
-  Status failure_;                     // GUARDED_BY(mutex_)
+  std::deque<raft::Entry> apply_queue_;  // GUARDED_BY(mutex_)
+  bool stopping_ = false;                // GUARDED_BY(mutex_)
+  Status failure_;                       // GUARDED_BY(mutex_)
+  // Outcome of applied configuration changes not yet taken by the raft thread, by index.
+  std::map<uint64_t, bool> config_change_applied_;  // GUARDED_BY(mutex_)
   std::atomic<bool> failed_{false};
   std::atomic<uint64_t> checkpointed_index_{0};
   std::mutex checkpoint_mutex_;  // serializes Checkpoint()

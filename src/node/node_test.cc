@@ -55,23 +55,31 @@ class NodeTest : public ::testing::Test {
 TEST_F(NodeTest, ProposalsApplyInOrderAndAdvanceAppliedIndex) {
   auto node = OpenNode();
   ASSERT_TRUE(node.ok()) << node.status().ToString();
+  // A new single-member cluster: entry 1 adds the member, entry 2 is its first term's
+  // empty entry; both are applied before Open returns.
+  const uint64_t base = (*node)->AppliedIndex();
+  EXPECT_EQ(base, 2u);
+  EXPECT_TRUE((*node)->IsLeader());
+  ASSERT_EQ((*node)->membership()->List().size(), 1u);
+  EXPECT_EQ((*node)->membership()->List()[0].id(), (*node)->member_id());
   for (int i = 0; i < 10; ++i) {
     auto [status, result] = ProposeAndWait(node->get(), PutCommand("k", std::to_string(i)));
     ASSERT_TRUE(status.ok()) << status.ToString();
     EXPECT_EQ(result.put().header().revision(), 2 + i);
   }
-  EXPECT_EQ((*node)->AppliedIndex(), 10u);
+  EXPECT_EQ((*node)->AppliedIndex(), base + 10);
 }
 
 TEST_F(NodeTest, FailedCommandOccupiesAnIndexAndChangesNothing) {
   auto node = OpenNode();
   ASSERT_TRUE(node.ok());
+  const uint64_t base = (*node)->AppliedIndex();
   command::Command bad;
   bad.mutable_put()->set_key("missing");
   bad.mutable_put()->set_ignore_value(true);
   auto [status, result] = ProposeAndWait(node->get(), bad);
   EXPECT_EQ(status.message(), "etcdserver: key not found");
-  EXPECT_EQ((*node)->AppliedIndex(), 1u);
+  EXPECT_EQ((*node)->AppliedIndex(), base + 1);
   EXPECT_EQ((*node)->kv()->CurrentRevision(), 1);
 }
 
@@ -89,8 +97,11 @@ TEST_F(NodeTest, ReopenReplaysTheLogAfterTheAppliedIndex) {
   fs::remove_all(dir_ / "state");
   auto node = OpenNode();
   ASSERT_TRUE(node.ok()) << node.status().ToString();
-  EXPECT_EQ((*node)->AppliedIndex(), 50u);
+  // 2 bootstrap entries, 50 puts, and the empty entry of the term elected on reopen.
+  EXPECT_EQ((*node)->AppliedIndex(), 53u);
+  EXPECT_EQ((*node)->GetRaftStatus().last_index, 53u);
   EXPECT_EQ((*node)->kv()->CurrentRevision(), 51);
+  EXPECT_EQ((*node)->membership()->List().size(), 1u);
 }
 
 TEST_F(NodeTest, StateAheadOfTheLogRefusesToOpen) {
@@ -105,7 +116,7 @@ TEST_F(NodeTest, StateAheadOfTheLogRefusesToOpen) {
   auto node = OpenNode();
   ASSERT_FALSE(node.ok());
   EXPECT_EQ(node.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(node.status().message().find("applied up to index 5"), std::string::npos)
+  EXPECT_NE(node.status().message().find("applied up to index 7"), std::string::npos)
       << node.status().ToString();
 }
 
@@ -123,7 +134,7 @@ TEST_F(NodeTest, CheckpointDeletesCoveredSegments) {
   EXPECT_EQ((*node)->LogFirstIndex(), 1u);
   ASSERT_TRUE((*node)->Checkpoint().ok());
   EXPECT_GT((*node)->LogFirstIndex(), 1000u);
-  EXPECT_LE((*node)->LogFirstIndex(), 2000u);
+  EXPECT_LE((*node)->LogFirstIndex(), 2002u);
   // The retained tail plus the flushed state reopen to the same place.
   ASSERT_TRUE((*node)->Close().ok());
   node->reset();
@@ -216,7 +227,7 @@ TEST_F(NodeTest, NospaceAlarmCapsWritesUntilDisarmedAndSurvivesReopen) {
     ASSERT_TRUE((*node)->Close().ok());
   }
   auto node = OpenNode();
-  ASSERT_TRUE(node.ok());
+  ASSERT_TRUE(node.ok()) << node.status().ToString();
   EXPECT_TRUE((*node)->alarms()->Active(etcdserverpb::NOSPACE));
   EXPECT_EQ(ProposeAndWait(node->get(), PutCommand("b", "2")).first.code(),
             StatusCode::kResourceExhausted);
@@ -288,7 +299,9 @@ TEST_F(NodeTest, SnapshotRestoresIntoAFreshDataDirThatContinuesTheLog) {
     options.checkpoint_interval_entries = 0;
     auto node = Node::Open(std::move(options));
     ASSERT_TRUE(node.ok()) << node.status().ToString();
-    EXPECT_EQ((*node)->AppliedIndex(), applied);
+    // The restored member bootstraps a new one-member cluster after the snapshot's index.
+    EXPECT_EQ((*node)->AppliedIndex(), applied + 2);
+    EXPECT_EQ((*node)->membership()->List().size(), 1u);
     EXPECT_EQ((*node)->kv()->CurrentRevision(), 301);
     EXPECT_EQ((*node)->kv()->CompactedRevision(), 150);
     etcdserverpb::RangeRequest all;
@@ -302,7 +315,7 @@ TEST_F(NodeTest, SnapshotRestoresIntoAFreshDataDirThatContinuesTheLog) {
     auto [put, result] = ProposeAndWait(node->get(), PutCommand("new", "v"));
     ASSERT_TRUE(put.ok()) << put.ToString();
     EXPECT_EQ(result.put().header().revision(), 302);
-    EXPECT_EQ((*node)->AppliedIndex(), applied + 1);
+    EXPECT_EQ((*node)->AppliedIndex(), applied + 3);
   }
   // A flipped byte anywhere is found before anything is restored.
   {

@@ -315,6 +315,9 @@ Result<SnapshotInfo> RestoreSnapshot(const std::string& snapshot_path,
     std::unique_ptr<storage::WriteBatch> batch = (*engine)->NewWriteBatch();
     auto record = [&](storage::Family family, const std::string& key,
                       const std::string& value) -> Status {
+      // The restored member starts a new cluster (as etcd's restore does): the old
+      // membership is dropped and the member bootstraps its own when it starts.
+      if (family == storage::Family::kMeta && key.starts_with("cluster/")) return Status::Ok();
       batch->Put(family, key, value);
       if (batch->ByteSize() < kRestoreBatchBytes) return Status::Ok();
       CAIRN_RETURN_IF_ERROR((*engine)->Write(batch.get()));

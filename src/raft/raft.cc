@@ -728,7 +728,9 @@ bool Raft::SendSnapshot(NodeId to, Progress& progress) {
   // Only to peers known to be alive: a snapshot is large.
   if (!progress.recent_active) return false;
   Snapshot snapshot = config_.storage->GetSnapshot();
-  CAIRN_CHECK_MSG(!snapshot.IsEmpty(), "log compacted without a snapshot");
+  // The caller may not have a snapshot to send yet (etcd's ErrSnapshotTemporarilyUnavailable):
+  // the follower stays in probe and is retried on the next heartbeat response.
+  if (snapshot.IsEmpty()) return false;
   progress.BecomeSnapshot(snapshot.metadata.index);
   Send(Message{.type = MessageType::kSnapshot, .to = to, .snapshot = std::move(snapshot)});
   return true;

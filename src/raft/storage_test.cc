@@ -72,7 +72,12 @@ TEST(ConfigChangeTest, EncodeDecodeRoundTripAndRejectsMalformed) {
   ConfigChange decoded;
   ASSERT_TRUE(DecodeConfigChange(EncodeConfigChange(change), &decoded));
   EXPECT_EQ(decoded, change);
+  ConfigChange with_context{
+      .type = ConfigChangeType::kAddVoter, .node_id = 7, .context = std::string("m\0x", 3)};
+  ASSERT_TRUE(DecodeConfigChange(EncodeConfigChange(with_context), &decoded));
+  EXPECT_EQ(decoded, with_context);
   EXPECT_FALSE(DecodeConfigChange("", &decoded));
+  EXPECT_FALSE(DecodeConfigChange(EncodeConfigChange(change).substr(0, 8), &decoded));
   std::string bad = EncodeConfigChange(change);
   bad[0] = 9;
   EXPECT_FALSE(DecodeConfigChange(bad, &decoded));

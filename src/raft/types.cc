@@ -8,17 +8,19 @@ std::string EncodeConfigChange(const ConfigChange& change) {
   std::string data;
   data.push_back(static_cast<char>(change.type));
   coding::PutFixed64(&data, change.node_id);
+  data.append(change.context);
   return data;
 }
 
 bool DecodeConfigChange(std::string_view data, ConfigChange* change) {
-  if (data.size() != 9) return false;
+  if (data.size() < 9) return false;
   uint8_t type = static_cast<uint8_t>(data[0]);
   if (type > static_cast<uint8_t>(ConfigChangeType::kRemoveNode)) return false;
   uint64_t node_id = coding::DecodeFixed64(data.data() + 1);
   if (node_id == kNoNode) return false;
   change->type = static_cast<ConfigChangeType>(type);
   change->node_id = node_id;
+  change->context.assign(data.substr(9));
   return true;
 }
 

@@ -83,13 +83,17 @@ enum class ConfigChangeType : uint8_t {
 struct ConfigChange {
   ConfigChangeType type = ConfigChangeType::kAddVoter;
   NodeId node_id = kNoNode;
+  // Opaque to the core: the caller's description of the member (etcd's ConfChange.Context),
+  // replicated with the change and handed back when it is applied.
+  std::string context{};
 
   friend bool operator==(const ConfigChange&, const ConfigChange&) = default;
 };
 
-// Encoding of a ConfigChange inside an entry: 1 byte type, 8 bytes node id little-endian.
+// Encoding of a ConfigChange inside an entry: 1 byte type, 8 bytes node id little-endian,
+// then the context bytes (the rest of the entry).
 std::string EncodeConfigChange(const ConfigChange& change);
-// Returns false on malformed input (wrong size, unknown type, node id 0).
+// Returns false on malformed input (shorter than 9 bytes, unknown type, node id 0).
 bool DecodeConfigChange(std::string_view data, ConfigChange* change);
 
 enum class MessageType : uint8_t {

@@ -96,7 +96,7 @@ ServerMetrics::~ServerMetrics() = default;
 
 void ServerMetrics::InstallNodeHooks(const std::shared_ptr<ServerMetrics>& self,
                                      node::NodeOptions* options) {
-  options->group_commit.on_sync = [self](double seconds, size_t entries) {
+  options->on_wal_sync = [self](double seconds, size_t entries) {
     self->wal_fsync_seconds_->Observe(seconds);
     self->wal_sync_entries_->Observe(static_cast<double>(entries));
   };

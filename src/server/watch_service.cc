@@ -1,5 +1,6 @@
 #include "src/server/watch_service.h"
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -25,13 +26,39 @@ constexpr char kErrDuplicateWatchId[] = "mvcc: duplicate watch ID provided on th
 }  // namespace
 
 // One Watch call: its watchers, the responses waiting to be written, the write in flight.
-// Lock order: Stream::mutex_ → Hub → WatchService::mutex_. recursive_mutex: gRPC may run a
-// reaction inline from StartWrite/Finish.
+// Lock order: Stream::mutex_ → Hub → Stream::notified_mutex_ → WatchService::mutex_.
+// recursive_mutex: gRPC may run a reaction inline from StartWrite/Finish.
+//
+// Which watchers have something to send: the hub's notify callback (under the hub's lock)
+// appends the watch id to notified_ and schedules the stream once; the pump thread moves
+// those ids into ready_ and serves ready_ in order (round robin: a watcher that produced a
+// response goes to the back, since it may have more). So a response costs O(1) watcher
+// look-ups however many idle watchers the stream has, and a put that wakes 10,000 watchers
+// of one stream queues the stream once, not 10,000 times.
 class WatchService::Stream : public std::enable_shared_from_this<Stream> {
  public:
   using ReactorType = grpc::ServerBidiReactor<WatchRequest, WatchResponse>;
 
   Stream(WatchService* service, ReactorType* reactor) : service_(service), reactor_(reactor) {}
+  // The hub's notify callbacks point at this stream: they must be gone first (normally
+  // Detach/Finish removed them already).
+  ~Stream() {
+    std::lock_guard lock(mutex_);
+    RemoveAllWatchers();
+  }
+
+  // Queues this stream for the pump thread unless it is queued already (any thread, also
+  // under the hub's lock).
+  void Schedule() {
+    if (scheduled_.exchange(true)) return;
+    if (std::shared_ptr<Stream> self = weak_from_this().lock()) {
+      service_->Schedule(std::move(self));
+    } else {
+      scheduled_.store(false);  // being destroyed
+    }
+  }
+  // Pump thread: the stream left the queue; a later Schedule queues it again.
+  void Unscheduled() { scheduled_.store(false); }
 
   void Start() {
     std::lock_guard lock(mutex_);
@@ -57,7 +84,7 @@ class WatchService::Stream : public std::enable_shared_from_this<Stream> {
         break;
     }
     reactor_->StartRead(&request_);
-    service_->Schedule(shared_from_this());
+    Schedule();
   }
 
   void OnWriteDone(bool ok) {
@@ -69,7 +96,7 @@ class WatchService::Stream : public std::enable_shared_from_this<Stream> {
       if (reactor_ != nullptr && !finish_called_) CallFinish();
       return;
     }
-    service_->Schedule(shared_from_this());
+    Schedule();
   }
 
   void Finish(const grpc::Status& status) {
@@ -109,7 +136,7 @@ class WatchService::Stream : public std::enable_shared_from_this<Stream> {
       control_.push_back(NewResponse(watch_id, *revision));
       queued = true;
     }
-    if (queued) service_->Schedule(shared_from_this());
+    if (queued) Schedule();
   }
 
  private:
@@ -118,7 +145,34 @@ class WatchService::Stream : public std::enable_shared_from_this<Stream> {
     feed::WatchSpec spec;
     bool progress_notify = false;
     bool fragment = false;
+    bool ready = false;  // in ready_
   };
+
+  // The hub's notify for watcher `watch_id` (under the hub's lock: short, no hub calls).
+  void Notified(int64_t watch_id) {
+    {
+      std::lock_guard lock(notified_mutex_);
+      notified_.push_back(watch_id);
+    }
+    Schedule();
+  }
+
+  // Moves the notified watch ids into ready_ (once each). REQUIRES: mutex_ held
+  void CollectNotified() {
+    {
+      std::lock_guard lock(notified_mutex_);
+      notified_.swap(notified_taken_);
+    }
+    for (int64_t watch_id : notified_taken_) MarkReady(watch_id);
+    notified_taken_.clear();
+  }
+
+  void MarkReady(int64_t watch_id) {
+    auto found = watchers_.find(watch_id);
+    if (found == watchers_.end() || found->second.ready) return;  // canceled, or queued
+    found->second.ready = true;
+    ready_.push_back(watch_id);
+  }
 
   WatchResponse NewResponse(int64_t watch_id, int64_t revision) const {
     WatchResponse response;
@@ -163,15 +217,11 @@ class WatchService::Stream : public std::enable_shared_from_this<Stream> {
     watcher.spec = spec;
     watcher.progress_notify = create.progress_notify();
     watcher.fragment = create.fragment();
-    std::weak_ptr<Stream> weak = shared_from_this();
-    WatchService* service = service_;
     int64_t created_revision = 0;
+    // A raw pointer (small enough for std::function's inline storage): the hub stops calling
+    // it once the watcher is removed, which happens before the stream is destroyed.
     watcher.hub_id = service_->hub_->Add(
-        spec,
-        [weak, service] {
-          if (auto stream = weak.lock()) service->Schedule(stream);
-        },
-        &created_revision);
+        spec, [this, watch_id] { Notified(watch_id); }, &created_revision);
     // Queued before any event of the watcher: control_ is served first.
     WatchResponse created = NewResponse(watch_id, created_revision);
     created.set_created(true);
@@ -203,14 +253,16 @@ class WatchService::Stream : public std::enable_shared_from_this<Stream> {
       control_.pop_front();
       return;
     }
-    // Round robin from the watcher after the last one served.
-    auto start = watchers_.upper_bound(last_served_);
-    for (size_t i = 0; i < watchers_.size(); ++i) {
-      if (start == watchers_.end()) start = watchers_.begin();
-      auto current = start++;
-      const int64_t watch_id = current->first;
-      if (Produce(watch_id, &current->second)) {
-        last_served_ = watch_id;
+    CollectNotified();
+    while (!ready_.empty()) {
+      const int64_t watch_id = ready_.front();
+      ready_.pop_front();
+      auto found = watchers_.find(watch_id);
+      if (found == watchers_.end()) continue;  // canceled meanwhile
+      found->second.ready = false;
+      if (Produce(watch_id, &found->second)) {
+        // It may have more (a bounded Take, a catch-up in steps): to the back of the line.
+        MarkReady(watch_id);
         return;
       }
     }
@@ -354,11 +406,15 @@ class WatchService::Stream : public std::enable_shared_from_this<Stream> {
   grpc::Status finish_status_;           // GUARDED_BY(mutex_)
   bool progress_requested_ = false;      // GUARDED_BY(mutex_)
   int64_t next_watch_id_ = 0;            // GUARDED_BY(mutex_)
-  int64_t last_served_ = -1;             // GUARDED_BY(mutex_)
   std::map<int64_t, Watcher> watchers_;  // GUARDED_BY(mutex_), by watch_id
-  std::set<int64_t> compacted_ids_;      // GUARDED_BY(mutex_): canceled for compaction
-  std::deque<WatchResponse> control_;    // GUARDED_BY(mutex_): created/canceled/progress
-  std::deque<WatchResponse> outgoing_;   // GUARDED_BY(mutex_): built, not yet written
+  std::deque<int64_t> ready_;            // GUARDED_BY(mutex_): watch ids that may have more
+  std::vector<int64_t> notified_taken_;  // GUARDED_BY(mutex_): CollectNotified's scratch
+  std::atomic<bool> scheduled_{false};   // in the service's queue
+  std::mutex notified_mutex_;
+  std::vector<int64_t> notified_;       // GUARDED_BY(notified_mutex_): from the hub's notify
+  std::set<int64_t> compacted_ids_;     // GUARDED_BY(mutex_): canceled for compaction
+  std::deque<WatchResponse> control_;   // GUARDED_BY(mutex_): created/canceled/progress
+  std::deque<WatchResponse> outgoing_;  // GUARDED_BY(mutex_): built, not yet written
 };
 
 class WatchService::Reactor final : public Stream::ReactorType {
@@ -406,10 +462,10 @@ grpc::ServerBidiReactor<WatchRequest, WatchResponse>* WatchService::Watch(
   return reactor;
 }
 
-void WatchService::Schedule(const std::shared_ptr<Stream>& stream) {
+void WatchService::Schedule(std::shared_ptr<Stream> stream) {
   std::lock_guard lock(mutex_);
   if (stopping_) return;
-  queue_.push_back(stream);
+  queue_.push_back(std::move(stream));
   wake_.notify_one();
 }
 
@@ -438,6 +494,7 @@ void WatchService::PumpLoop() {
     std::shared_ptr<Stream> stream = std::move(queue_.front());
     queue_.pop_front();
     lock.unlock();
+    stream->Unscheduled();
     stream->Pump();
     stream.reset();
     lock.lock();

@@ -2,19 +2,19 @@
 // over the watch hub (src/feed), on gRPC's callback API.
 //
 //   client ─ create / cancel / progress ─▶ stream (gRPC callback thread) ─▶ hub Add/Remove
-//   apply thread ─ hub.Publish ─▶ watcher notify ─▶ pump queue
+//   apply thread ─ hub.Publish ─▶ watcher notify ─▶ stream's ready watchers; stream queued once
 //   pump thread ─ hub.Take (buffered events, or a catch-up scan of kv_history) ─▶ StartWrite
 //
 // One write is in flight per stream; the pump thread builds the next response when it
-// completes. Responses follow etcd 3.4's (tests/diff compares them with a real etcd):
-// `created` (with header.revision = the current revision), events in revision order with all
-// events of one revision in one response (unless the watcher asked for `fragment` and the
-// response exceeds --max-request-bytes) — live events one response per revision with that
-// revision in the header, a catch-up from storage in one response with the current revision —
-// `canceled` on cancel, and `canceled` with compact_revision (header.revision 0) when a
-// watcher needs revisions that compaction removed; its id stays taken until cancelled.
-// RequestProgress answers with watch_id -1 once the stream's watchers have delivered
-// everything up to the revision it reports.
+// completes, from the watchers the hub notified (not by polling every watcher of the stream).
+// Responses follow etcd 3.4's (tests/diff compares them with a real etcd): `created` (with
+// header.revision = the current revision), events in revision order with all events of one revision
+// in one response (unless the watcher asked for `fragment` and the response exceeds
+// --max-request-bytes) — live events one response per revision with that revision in the header, a
+// catch-up from storage in one response with the current revision — `canceled` on cancel, and
+// `canceled` with compact_revision (header.revision 0) when a watcher needs revisions that
+// compaction removed; its id stays taken until cancelled. RequestProgress answers with watch_id -1
+// once the stream's watchers have delivered everything up to the revision it reports.
 //
 // Thread-safety: the hub's notify callbacks only queue work (never block the apply thread).
 // Catch-up scans run on the pump thread, bounded per step. The node, the hub and the
@@ -66,8 +66,9 @@ class WatchService final : public etcdserverpb::Watch::CallbackService {
  private:
   friend class Stream;
   class Reactor;
-  // Queues `stream` for the pump thread (cheap; any thread, also under the hub's lock).
-  void Schedule(const std::shared_ptr<Stream>& stream);
+  // Queues `stream` for the pump thread (cheap; any thread, also under the hub's lock). Use
+  // Stream::Schedule, which queues a stream at most once.
+  void Schedule(std::shared_ptr<Stream> stream);
   void PumpLoop();
   void TickProgress();
 

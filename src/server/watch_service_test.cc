@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -381,6 +382,44 @@ TEST_F(WatchServiceTest, LargeResponsesAreFragmentedOnRequest) {
   }
   EXPECT_EQ(events, 20);
   EXPECT_GE(fragments, 1);
+}
+
+// Many watchers on one stream: a put wakes exactly the watchers of its key (one response
+// each, every one of them), the idle ones send nothing, and progress still answers.
+TEST_F(WatchServiceTest, ManyWatchersOnOneStream) {
+  StartServer();
+  WatchStream stream(watch_.get());
+  constexpr int kIdle = 1000;
+  constexpr int kHot = 1000;
+  for (int i = 0; i < kIdle + kHot; ++i) {
+    stream.Create(i < kIdle ? Watch("idle" + std::to_string(i)) : Watch("hot"));
+    WatchResponse created = stream.Read();
+    ASSERT_TRUE(created.created());
+    ASSERT_EQ(created.watch_id(), i);
+  }
+  stream.Create(Watch("h", "i"));  // a range holding "hot"
+  ASSERT_TRUE(stream.Read().created());
+  const int64_t revision = Put("hot", "v");
+  std::set<int64_t> woken;
+  for (int i = 0; i < kHot + 1; ++i) {
+    WatchResponse response = stream.Read();
+    ASSERT_EQ(response.events_size(), 1) << response.ShortDebugString();
+    EXPECT_EQ(response.header().revision(), revision);
+    EXPECT_EQ(response.events(0).kv().key(), "hot");
+    EXPECT_TRUE(woken.insert(response.watch_id()).second) << "twice: " << response.watch_id();
+  }
+  EXPECT_EQ(*woken.begin(), kIdle);
+  EXPECT_EQ(*woken.rbegin(), kIdle + kHot);
+  // One idle watcher's key: that watcher only; then progress covers everything.
+  const int64_t idle_put = Put("idle7", "v");
+  WatchResponse idle = stream.Read();
+  EXPECT_EQ(idle.watch_id(), 7);
+  EXPECT_EQ(idle.header().revision(), idle_put);
+  stream.RequestProgress();
+  WatchResponse progress = stream.Read();
+  EXPECT_EQ(progress.watch_id(), -1);
+  EXPECT_EQ(progress.events_size(), 0);
+  EXPECT_EQ(progress.header().revision(), idle_put);
 }
 
 // Regression: a client that went away while a response was being written left its stream

@@ -6,8 +6,9 @@
 //   2. each counter holds its last acknowledged value or one more (an increment may be
 //      durable but unacknowledged when the kill lands), never less;
 //   3. the revision is at least every acknowledged revision;
-//   4. the state equals the replay of the durable log: the log copied to a fresh directory
-//      and replayed into an in-memory engine gives the same revision and HashKV.
+//   4. the state equals the replay of the durable log: the log (WAL and Raft hard state)
+//      copied to a fresh directory and replayed into an in-memory engine gives the same
+//      revision and HashKV.
 // Iterations: CAIRN_CRASH_ITERATIONS (default 25); seed: CAIRN_CRASH_SEED (default random,
 // printed so that a failure can be replayed).
 #include <gtest/gtest.h>
@@ -150,6 +151,8 @@ void CheckEqualsLogReplay(Store* store, const fs::path& dir, const fs::path& scr
   fs::remove_all(scratch);
   fs::create_directories(scratch);
   fs::copy(dir / "wal", scratch / "wal", fs::copy_options::recursive);
+  // The Raft hard state (term, vote) belongs to the durable log as well.
+  fs::copy(dir / "raft", scratch / "raft", fs::copy_options::recursive);
   auto replayed = OpenStore(scratch, /*memory_engine=*/true, /*checkpoint_entries=*/0);
   ASSERT_NE(replayed, nullptr);
   ASSERT_EQ(replayed->CurrentRevision(), store->CurrentRevision());
