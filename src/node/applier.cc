@@ -68,6 +68,9 @@ Status Applier::ApplyOne(storage::WriteBatch* batch, const command::Command& com
     case command::Command::kMemberAttributes:
       if (membership_ == nullptr) return Status::Internal("node: no membership");
       return membership_->ApplyAttributes(batch, command.member_attributes());
+    case command::Command::kMemberPeerUrls:
+      if (membership_ == nullptr) return Status::Internal("node: no membership");
+      return membership_->ApplyPeerUrls(batch, command.member_peer_urls());
     case command::Command::REQUEST_NOT_SET:
       // An empty command still occupies its log index (deterministic no-op).
       return Status::Ok();

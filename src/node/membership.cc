@@ -62,6 +62,7 @@ Status Membership::Load() {
   std::lock_guard lock(mutex_);
   members_ = std::move(members);
   removed_ = std::move(removed);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
   return Status::Ok();
 }
 
@@ -102,6 +103,7 @@ Status Membership::ApplyConfigChange(storage::WriteBatch* batch, const raft::Con
       member.set_is_learner(learner);
       Write(batch, member);
       members_[change.node_id] = std::move(member);
+      generation_.fetch_add(1, std::memory_order_acq_rel);
       return Status::Ok();
     }
     case raft::ConfigChangeType::kRemoveNode:
@@ -116,6 +118,7 @@ Status Membership::ApplyConfigChange(storage::WriteBatch* batch, const raft::Con
                  std::string(kRemovedMemberKeyPrefix) + HexId(change.node_id), "");
       members_.erase(existing);
       removed_.insert(change.node_id);
+      generation_.fetch_add(1, std::memory_order_acq_rel);
       return Status::Ok();
   }
   return Status::InvalidArgument("unknown configuration change type");
@@ -129,6 +132,7 @@ Status Membership::ApplyAttributes(storage::WriteBatch* batch, const command::Me
   member.set_name(attributes.name());
   member.mutable_client_urls()->CopyFrom(attributes.client_urls());
   Write(batch, member);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
   return Status::Ok();
 }
 
@@ -136,6 +140,16 @@ size_t Membership::VoterCountLocked() const {
   size_t voters = 0;
   for (const auto& [id, member] : members_) voters += member.is_learner() ? 0 : 1;
   return voters;
+}
+
+Status Membership::ApplyPeerUrls(storage::WriteBatch* batch, const command::Member& update) {
+  std::lock_guard lock(mutex_);
+  auto existing = members_.find(update.id());
+  if (existing == members_.end()) return Status::NotFound("etcdserver: member not found");
+  existing->second.mutable_peer_urls()->CopyFrom(update.peer_urls());
+  Write(batch, existing->second);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  return Status::Ok();
 }
 
 bool Membership::Empty() const {

@@ -11,6 +11,7 @@
 // Thread-safety: Apply* run on the apply thread; the readers may be called from any thread.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -46,6 +47,11 @@ class Membership {
                            const command::Member& member);
   // Updates a current member's name and client URLs.
   Status ApplyAttributes(storage::WriteBatch* batch, const command::Member& attributes);
+  // Updates a current member's peer URLs (MemberUpdate).
+  Status ApplyPeerUrls(storage::WriteBatch* batch, const command::Member& update);
+
+  // Bumped by every change; readers compare it to notice one.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
   bool Empty() const;
   raft::ConfigState Config() const;
@@ -63,6 +69,7 @@ class Membership {
   mutable std::mutex mutex_;
   std::map<uint64_t, command::Member> members_;  // GUARDED_BY(mutex_)
   std::set<uint64_t> removed_;                   // GUARDED_BY(mutex_)
+  std::atomic<uint64_t> generation_{0};
 };
 
 std::string MemberKey(uint64_t id);

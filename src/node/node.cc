@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <vector>
 
@@ -110,7 +113,51 @@ Status Node::OpenParts() {
   return Status::Ok();
 }
 
+Result<uint64_t> StoredMemberId(env::FileSystem* fs, const std::string& data_dir) {
+  const std::string path = data_dir + "/raft/member_id";
+  if (!fs->FileExists(path)) return uint64_t{0};
+  CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<env::ReadableFile> file, fs->NewReadableFile(path));
+  std::string text;
+  CAIRN_RETURN_IF_ERROR(file->Read(0, 64, &text));
+  char* end = nullptr;
+  const uint64_t id = std::strtoull(text.c_str(), &end, 16);
+  if (id == 0 || end == text.c_str() || *end != '\n') {
+    return Status::Corruption(path + ": not a member id");
+  }
+  return id;
+}
+
+Status Node::AdoptMemberId() {
+  // A data directory belongs to one member for life: the id it was created with wins over
+  // the one the options compute (etcd likewise keeps the id in its WAL and ignores --name).
+  env::FileSystem* fs = options_.filesystem ? options_.filesystem : env::PosixFileSystem::Default();
+  const std::string dir = options_.data_dir + "/raft";
+  CAIRN_RETURN_IF_ERROR(fs->CreateDirs(dir));
+  CAIRN_ASSIGN_OR_RETURN(uint64_t stored, StoredMemberId(fs, options_.data_dir));
+  if (stored != 0) {
+    if (stored != options_.member_id) {
+      Logger()->warn("data dir belongs to member {:x}; serving as it (the options named {:x})",
+                     stored, options_.member_id);
+      options_.member_id = stored;
+    }
+    return Status::Ok();
+  }
+  const std::string path = dir + "/member_id";
+  char text[24];
+  std::snprintf(text, sizeof(text), "%016" PRIx64 "\n", options_.member_id);
+  const std::string temporary = path + ".tmp";
+  {
+    CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<env::WritableFile> file, fs->NewWritableFile(temporary));
+    CAIRN_RETURN_IF_ERROR(file->Append(text));
+    CAIRN_RETURN_IF_ERROR(file->Sync());
+    CAIRN_RETURN_IF_ERROR(file->Close());
+  }
+  CAIRN_RETURN_IF_ERROR(fs->RenameFile(temporary, path));
+  return fs->SyncDir(dir);
+}
+
 Status Node::OpenRaft() {
+  CAIRN_RETURN_IF_ERROR(AdoptMemberId());
   env::FileSystem* fs = options_.filesystem ? options_.filesystem : env::PosixFileSystem::Default();
   RaftLogStorage::Options storage_options;
   storage_options.cache_bytes_max = options_.log_cache_bytes_max;
@@ -397,6 +444,11 @@ void Node::RaftLoop() {
         HandleReadies();
       }
     }
+    const uint64_t generation = membership_->generation();
+    if (generation != reported_members_generation_) {
+      reported_members_generation_ = generation;
+      if (options_.on_members_changed) options_.on_members_changed(membership_->List());
+    }
     if (ticked || stopping) ExpireRequests();
     if (stopping) break;
   }
@@ -563,7 +615,6 @@ void Node::ApplyConfigChanges(const std::vector<raft::Entry>& committed) {
   const raft::ConfigState config = raw_->raft().config_state();
   single_voter_leader_.store(soft_state_.role == raft::Role::kLeader &&
                              IsSoleVoter(config, options_.member_id));
-  if (options_.on_members_changed) options_.on_members_changed(membership_->List());
 }
 
 void Node::OnSoftState(const raft::SoftState& soft_state) {

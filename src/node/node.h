@@ -64,7 +64,9 @@ struct NodeOptions {
   mvcc::KvStateOptions kv;
   wal::WalOptions wal;
 
-  // This member's Raft id (etcd's member ID). REQUIRES: != 0. Default: 1.
+  // This member's Raft id (etcd's member ID) when the data directory is new; an existing
+  // directory keeps the id it was created with (<data_dir>/raft/member_id). REQUIRES: != 0.
+  // Default: 1.
   uint64_t member_id = 1;
   // The members of a new cluster (etcd's --initial-cluster), written as the first log entries
   // when the data directory holds no membership and no log. Default: empty = this member
@@ -114,7 +116,8 @@ struct NodeOptions {
   // Sends Raft messages to peers (the transport); called on the raft thread, must not block.
   // Default: empty = messages to other members are dropped.
   std::function<void(std::vector<raft::Message>&& messages)> send;
-  // Called on the raft thread when the applied membership changed (and once at start).
+  // Called on the raft thread when the applied membership changed (and once at start): the
+  // server points the transport at the members' peer URLs.
   std::function<void(const std::vector<command::Member>& members)> on_members_changed;
   // Called on the raft thread when the known leader or the term changed.
   std::function<void(uint64_t leader_id, uint64_t term)> on_leader_change;
@@ -130,6 +133,10 @@ struct RaftStatus {
   uint64_t applied_index = 0;
   bool is_learner = false;
 };
+
+// The member id a data directory was created with (<data_dir>/raft/member_id), or 0 for a
+// directory no member has opened yet.
+Result<uint64_t> StoredMemberId(env::FileSystem* fs, const std::string& data_dir);
 
 class Node {
  public:
@@ -227,6 +234,7 @@ class Node {
 
   explicit Node(NodeOptions options) : options_(std::move(options)) {}
   Status OpenParts();
+  Status AdoptMemberId();
   Status OpenRaft();
   Status Bootstrap();
   uint64_t NextRequestId() { return next_request_id_.fetch_add(1, std::memory_order_relaxed); }
@@ -295,6 +303,7 @@ class Node {
   std::vector<std::pair<uint64_t, PendingRead>> transfers_;          // (transferee, done)
   raft::SoftState soft_state_;
   uint64_t reported_term_ = 0;
+  uint64_t reported_members_generation_ = 0;
 
   // Reads waiting for the apply thread to reach their index.
   std::mutex reads_mutex_;

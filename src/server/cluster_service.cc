@@ -1,6 +1,9 @@
 #include "src/server/cluster_service.h"
 
 #include <algorithm>
+#include <random>
+
+#include "src/server/grpc_status.h"
 
 namespace cairn::server {
 namespace {
@@ -15,9 +18,6 @@ const grpc::Status kErrMemberNotLearner(grpc::FAILED_PRECONDITION,
 const grpc::Status kErrPeerUrlExists(grpc::FAILED_PRECONDITION,
                                      "etcdserver: Peer URLs already exists");
 const grpc::Status kErrBadUrls(grpc::INVALID_ARGUMENT, "etcdserver: given member URLs are invalid");
-const grpc::Status kErrNeedsRaft(grpc::FAILED_PRECONDITION,
-                                 "cairn: this member runs without Raft replication; learners and "
-                                 "peer URL changes need a replicated cluster");
 
 bool ValidPeerUrls(const google::protobuf::RepeatedPtrField<std::string>& urls) {
   if (urls.empty()) return false;
@@ -28,16 +28,45 @@ bool ValidPeerUrls(const google::protobuf::RepeatedPtrField<std::string>& urls) 
   return true;
 }
 
+// etcd's strict reconfiguration check: the voters that have started (published their name)
+// must make a quorum of the cluster after the change.
+bool EnoughStarted(const std::vector<command::Member>& members, int voters_delta,
+                   uint64_t removed_id) {
+  size_t voters = 0, started = 0;
+  for (const command::Member& member : members) {
+    if (member.is_learner()) continue;
+    ++voters;
+    if (!member.name().empty() && member.id() != removed_id) ++started;
+  }
+  const size_t after = voters + voters_delta;
+  return after > 0 && started >= after / 2 + 1;
+}
+
+uint64_t NewMemberId(const std::vector<command::Member>& members, node::Membership* membership) {
+  static thread_local std::mt19937_64 random(std::random_device{}());
+  while (true) {
+    const uint64_t id = random();
+    if (id == 0 || membership->WasRemoved(id)) continue;
+    if (std::none_of(members.begin(), members.end(),
+                     [id](const command::Member& m) { return m.id() == id; })) {
+      return id;
+    }
+  }
+}
+
 }  // namespace
 
-ClusterService::ClusterService(const MemberIdentity* identity, std::string name,
-                               std::vector<std::string> peer_urls,
-                               std::vector<std::string> client_urls)
-    : identity_(identity) {
-  self_.set_id(identity->member_id());
-  self_.set_name(std::move(name));
-  for (std::string& url : peer_urls) self_.add_peerurls(std::move(url));
-  for (std::string& url : client_urls) self_.add_clienturls(std::move(url));
+ClusterService::ClusterService(node::Node* node, const MemberIdentity* identity)
+    : node_(node), identity_(identity) {}
+
+etcdserverpb::Member ClusterService::ToEtcd(const command::Member& member) {
+  etcdserverpb::Member out;
+  out.set_id(member.id());
+  out.set_name(member.name());
+  for (const std::string& url : member.peer_urls()) out.add_peerurls(url);
+  for (const std::string& url : member.client_urls()) out.add_clienturls(url);
+  out.set_islearner(member.is_learner());
+  return out;
 }
 
 void ClusterService::FillHeader(etcdserverpb::ResponseHeader* header) const {
@@ -52,52 +81,120 @@ grpc::ServerUnaryReactor* ClusterService::Answer(grpc::CallbackServerContext* co
   return reactor;
 }
 
+template <typename Response>
+void ClusterService::ProposeChange(grpc::ServerUnaryReactor* reactor, raft::ConfigChangeType type,
+                                   command::Member member, Response* response) {
+  node_->ProposeConfigChange(
+      type, std::move(member),
+      [this, reactor, response](const Status& status, std::vector<command::Member>&& members) {
+        if (status.ok()) {
+          FillHeader(response->mutable_header());
+          for (const command::Member& m : members) *response->add_members() = ToEtcd(m);
+        }
+        reactor->Finish(ToGrpcStatus(status));
+      });
+}
+
 grpc::ServerUnaryReactor* ClusterService::MemberAdd(grpc::CallbackServerContext* context,
                                                     const etcdserverpb::MemberAddRequest* request,
                                                     etcdserverpb::MemberAddResponse* response) {
   if (!ValidPeerUrls(request->peerurls())) return Answer(context, kErrBadUrls);
-  for (const std::string& url : request->peerurls()) {
-    if (std::find(self_.peerurls().begin(), self_.peerurls().end(), url) !=
-        self_.peerurls().end()) {
-      return Answer(context, kErrPeerUrlExists);
+  const std::vector<command::Member> members = node_->membership()->List();
+  for (const command::Member& member : members) {
+    for (const std::string& url : request->peerurls()) {
+      if (std::find(member.peer_urls().begin(), member.peer_urls().end(), url) !=
+          member.peer_urls().end()) {
+        return Answer(context, kErrPeerUrlExists);
+      }
     }
   }
-  return Answer(context, request->islearner() ? kErrNeedsRaft : kErrNotEnoughStarted);
+  if (!request->islearner() && !EnoughStarted(members, +1, 0)) {
+    return Answer(context, kErrNotEnoughStarted);
+  }
+  command::Member member;
+  member.set_id(NewMemberId(members, node_->membership()));
+  for (const std::string& url : request->peerurls()) member.add_peer_urls(url);
+  member.set_is_learner(request->islearner());
+  *response->mutable_member() = ToEtcd(member);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ProposeChange(reactor,
+                request->islearner() ? raft::ConfigChangeType::kAddLearner
+                                     : raft::ConfigChangeType::kAddVoter,
+                std::move(member), response);
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* ClusterService::MemberRemove(
     grpc::CallbackServerContext* context, const etcdserverpb::MemberRemoveRequest* request,
     etcdserverpb::MemberRemoveResponse* response) {
-  return Answer(context, request->id() == self_.id() ? kErrNotEnoughStarted : kErrMemberNotFound);
+  command::Member member;
+  if (!node_->membership()->Get(request->id(), &member)) {
+    return Answer(context, kErrMemberNotFound);
+  }
+  if (!member.is_learner() && !EnoughStarted(node_->membership()->List(), -1, request->id())) {
+    return Answer(context, kErrNotEnoughStarted);
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ProposeChange(reactor, raft::ConfigChangeType::kRemoveNode, std::move(member), response);
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* ClusterService::MemberUpdate(
     grpc::CallbackServerContext* context, const etcdserverpb::MemberUpdateRequest* request,
     etcdserverpb::MemberUpdateResponse* response) {
-  if (request->id() != self_.id()) return Answer(context, kErrMemberNotFound);
+  command::Member member;
+  if (!node_->membership()->Get(request->id(), &member)) {
+    return Answer(context, kErrMemberNotFound);
+  }
   if (!ValidPeerUrls(request->peerurls())) return Answer(context, kErrBadUrls);
-  std::vector<std::string> wanted(request->peerurls().begin(), request->peerurls().end());
-  std::vector<std::string> current(self_.peerurls().begin(), self_.peerurls().end());
-  std::sort(wanted.begin(), wanted.end());
-  std::sort(current.begin(), current.end());
-  if (wanted != current) return Answer(context, kErrNeedsRaft);
-  FillHeader(response->mutable_header());
-  *response->add_members() = self_;
-  return Answer(context, grpc::Status::OK);
+  for (const command::Member& other : node_->membership()->List()) {
+    if (other.id() == member.id()) continue;
+    for (const std::string& url : request->peerurls()) {
+      if (std::find(other.peer_urls().begin(), other.peer_urls().end(), url) !=
+          other.peer_urls().end()) {
+        return Answer(context, kErrPeerUrlExists);
+      }
+    }
+  }
+  command::Command command;
+  command::Member* update = command.mutable_member_peer_urls();
+  update->set_id(member.id());
+  for (const std::string& url : request->peerurls()) update->add_peer_urls(url);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  node_->Propose(std::move(command),
+                 [this, reactor, response](const Status& status, command::CommandResult&&) {
+                   if (status.ok()) {
+                     FillHeader(response->mutable_header());
+                     for (const command::Member& m : node_->membership()->List()) {
+                       *response->add_members() = ToEtcd(m);
+                     }
+                   }
+                   reactor->Finish(ToGrpcStatus(status));
+                 });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* ClusterService::MemberList(grpc::CallbackServerContext* context,
                                                      const etcdserverpb::MemberListRequest* request,
                                                      etcdserverpb::MemberListResponse* response) {
   FillHeader(response->mutable_header());
-  *response->add_members() = self_;
+  for (const command::Member& member : node_->membership()->List()) {
+    *response->add_members() = ToEtcd(member);
+  }
   return Answer(context, grpc::Status::OK);
 }
 
 grpc::ServerUnaryReactor* ClusterService::MemberPromote(
     grpc::CallbackServerContext* context, const etcdserverpb::MemberPromoteRequest* request,
     etcdserverpb::MemberPromoteResponse* response) {
-  return Answer(context, request->id() == self_.id() ? kErrMemberNotLearner : kErrMemberNotFound);
+  command::Member member;
+  if (!node_->membership()->Get(request->id(), &member)) {
+    return Answer(context, kErrMemberNotFound);
+  }
+  if (!member.is_learner()) return Answer(context, kErrMemberNotLearner);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ProposeChange(reactor, raft::ConfigChangeType::kAddVoter, std::move(member), response);
+  return reactor;
 }
 
 }  // namespace cairn::server

@@ -1,31 +1,32 @@
-// ClusterService: etcd's Cluster gRPC service for a single-member cluster.
-//   MemberList     the member: id, name, advertised peer and client URLs.
-//   MemberAdd      a voter: etcd's own answer for a one-member cluster under its default
-//                  strict reconfiguration check ("re-configuration failed due to not enough
-//                  started members": the new member would be needed for quorum before it
-//                  started). A learner: refused until Raft replication exists (issue 4).
-//   MemberRemove   the member itself: the same etcd error (no quorum would remain);
-//                  unknown ids: "member not found".
-//   MemberUpdate   the member itself with its current peer URLs succeeds; other peer URLs are
-//                  refused until Raft replication stores membership in the log.
-//   MemberPromote  the member is a voter: "can only promote a learner member".
+// ClusterService: etcd's Cluster gRPC service over the replicated membership
+// (src/node/membership.h). Changes are Raft configuration changes, one at a time:
+//   MemberList     every member: id, name, peer and client URLs (names and client URLs appear
+//                  once the member has started and published them), learner flag.
+//   MemberAdd      a voter or a learner with new peer URLs; the id is chosen here. A voter is
+//                  refused, as etcd's strict reconfiguration check does, when the started
+//                  voters would not make a quorum of the larger cluster ("re-configuration
+//                  failed due to not enough started members").
+//   MemberRemove   refused by the same check when the remaining started voters would not make
+//                  a quorum; unknown ids: "member not found".
+//   MemberUpdate   a member's peer URLs.
+//   MemberPromote  a learner becomes a voter; voters: "can only promote a learner member".
 // Headers carry cluster id, member id and raft term but no revision, as etcd's.
 //
-// Thread-safety: stateless after construction; handlers run concurrently.
+// Thread-safety: handlers run concurrently; state lives in the node.
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "etcdserverpb/rpc.grpc.pb.h"
+#include "src/node/node.h"
 #include "src/server/member_identity.h"
 
 namespace cairn::server {
 
 class ClusterService final : public etcdserverpb::Cluster::CallbackService {
  public:
-  ClusterService(const MemberIdentity* identity, std::string name,
-                 std::vector<std::string> peer_urls, std::vector<std::string> client_urls);
+  ClusterService(node::Node* node, const MemberIdentity* identity);
 
   grpc::ServerUnaryReactor* MemberAdd(grpc::CallbackServerContext* context,
                                       const etcdserverpb::MemberAddRequest* request,
@@ -43,13 +44,20 @@ class ClusterService final : public etcdserverpb::Cluster::CallbackService {
                                           const etcdserverpb::MemberPromoteRequest* request,
                                           etcdserverpb::MemberPromoteResponse* response) override;
 
+  // etcd's view of a member.
+  static etcdserverpb::Member ToEtcd(const command::Member& member);
+
  private:
   grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* context,
                                    const grpc::Status& status);
   void FillHeader(etcdserverpb::ResponseHeader* header) const;
+  // Proposes the change and finishes `reactor` with the member list after it.
+  template <typename Response>
+  void ProposeChange(grpc::ServerUnaryReactor* reactor, raft::ConfigChangeType type,
+                     command::Member member, Response* response);
 
+  node::Node* const node_;
   const MemberIdentity* const identity_;
-  etcdserverpb::Member self_;
 };
 
 }  // namespace cairn::server

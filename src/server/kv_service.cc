@@ -29,11 +29,20 @@ grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* context,
                                            etcdserverpb::RangeResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Status status = mvcc::ValidateRange(*request, validation_);
-  // Every acknowledged write is applied, so reading the applied state is linearizable on a
-  // single voter; serializable reads read the same state.
-  if (status.ok()) status = node_->kv()->Range(*request, response);
-  if (status.ok()) identity_->FillHeader(response->mutable_header());
-  reactor->Finish(ToGrpcStatus(status));
+  if (!status.ok() || request->serializable()) {
+    // A serializable read serves this member's applied state, which may lag the leader.
+    if (status.ok()) status = node_->kv()->Range(*request, response);
+    if (status.ok()) identity_->FillHeader(response->mutable_header());
+    reactor->Finish(ToGrpcStatus(status));
+    return reactor;
+  }
+  // Linearizable: wait for the read index (at once on a sole voter), then read.
+  node_->ReadIndex([this, reactor, request, response](const Status& ready) {
+    Status status = ready;
+    if (status.ok()) status = node_->kv()->Range(*request, response);
+    if (status.ok()) identity_->FillHeader(response->mutable_header());
+    reactor->Finish(ToGrpcStatus(status));
+  });
   return reactor;
 }
 
@@ -77,9 +86,14 @@ grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* context,
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Status status = mvcc::ValidateTxn(*request, validation_);
   if (status.ok() && mvcc::IsTxnReadOnly(*request)) {
-    // etcd serves a read-only txn without the log, at one snapshot.
-    status = node_->kv()->ReadOnlyTxn(*request, response);
-    if (status.ok()) identity_->FillHeader(response->mutable_header());
+    // etcd serves a read-only txn without the log, at one snapshot, after a read index.
+    node_->ReadIndex([this, reactor, request, response](const Status& ready) {
+      Status status = ready;
+      if (status.ok()) status = node_->kv()->ReadOnlyTxn(*request, response);
+      if (status.ok()) identity_->FillHeader(response->mutable_header());
+      reactor->Finish(ToGrpcStatus(status));
+    });
+    return reactor;
   } else if (status.ok()) {
     command::Command command;
     *command.mutable_txn() = *request;

@@ -37,9 +37,17 @@ uint64_t LeaseManager::DeadlineAfter(int64_t seconds) {
 }
 
 Status LeaseManager::Start(bool run_ticker) {
+  CAIRN_ASSIGN_OR_RETURN(size_t restored, Rebuild());
+  if (restored > 0) Logger()->info("restored {} leases", restored);
+  if (run_ticker) ticker_ = std::thread([this] { TickerLoop(); });
+  return Status::Ok();
+}
+
+Result<size_t> LeaseManager::Rebuild() {
   CAIRN_ASSIGN_OR_RETURN(std::vector<lease::LeaseInfo> leases, node_->leases()->List());
   {
     std::lock_guard lock(mutex_);
+    leases_.clear();
     for (const lease::LeaseInfo& info : leases) {
       Entry entry;
       entry.ttl_seconds = info.ttl_seconds;
@@ -50,9 +58,7 @@ Status LeaseManager::Start(bool run_ticker) {
     }
     last_checkpoint_nanos_ = clock_->NowNanos();
   }
-  if (!leases.empty()) Logger()->info("restored {} leases", leases.size());
-  if (run_ticker) ticker_ = std::thread([this] { TickerLoop(); });
-  return Status::Ok();
+  return leases.size();
 }
 
 void LeaseManager::Stop() {
@@ -195,6 +201,22 @@ size_t LeaseManager::Count() {
 }
 
 void LeaseManager::Tick() {
+  // Only the leader expires leases (etcd's lessor promotion): a member that becomes leader
+  // rebuilds every deadline from the replicated state, as a restart does, so leases granted
+  // through other members are included and none expires early because of the change.
+  if (!node_->IsLeader()) {
+    leading_ = false;
+    return;
+  }
+  if (!leading_) {
+    leading_ = true;
+    Result<size_t> rebuilt = Rebuild();
+    if (!rebuilt.ok()) {
+      Logger()->warn("rebuilding lease deadlines: {}", rebuilt.status().ToString());
+      leading_ = false;
+      return;
+    }
+  }
   std::vector<int64_t> expired;
   bool checkpoint_due = false;
   {

@@ -2,8 +2,8 @@
 //
 // The lease state machine (src/lease) holds no clock. This class keeps each lease's deadline
 // in memory, from an injected env::Clock, and turns time into commands:
-//   - a lease whose deadline passed is revoked by proposing lease_revoke (the "leader" is the
-//     single node); the revoke deletes its keys at one revision when applied;
+//   - a lease whose deadline passed is revoked by proposing lease_revoke, by the Raft leader
+//     only; the revoke deletes its keys at one revision when applied;
 //   - KeepAlive only moves the deadline in memory (etcd does not log keep-alives);
 //   - every checkpoint_interval_ms the remaining TTLs are proposed as lease_checkpoint
 //     commands (etcd 3.4's lease checkpoints), and once more on Stop, so a restart resumes
@@ -95,6 +95,8 @@ class LeaseManager {
     bool checkpointed = false;  // a remaining TTL > 0 is recorded in the state
   };
 
+  // Replaces the deadlines with now + the remaining (or full) TTL of every lease in the state.
+  Result<size_t> Rebuild();
   void OnRevoked(int64_t id, const Status& status);
   void TickerLoop();
   uint64_t DeadlineAfter(int64_t seconds);
@@ -111,6 +113,8 @@ class LeaseManager {
   uint64_t last_checkpoint_nanos_ = 0;  // GUARDED_BY(mutex_)
   bool stopping_ = false;               // GUARDED_BY(mutex_)
   bool stopped_ = false;
+  // Tick only: whether this member led at the last tick. Starts true: Start rebuilt already.
+  bool leading_ = true;
   std::thread ticker_;
 };
 

@@ -205,11 +205,12 @@ grpc::ServerUnaryReactor* MaintenanceService::Status(grpc::CallbackServerContext
   const auto size_bytes = static_cast<int64_t>(node_->engine()->ApproximateSizeBytes());
   response->set_dbsize(size_bytes);
   response->set_dbsizeinuse(size_bytes);
-  // A single voter is its own leader; the log index is the applied index (no Raft yet).
-  response->set_leader(identity_->member_id());
-  response->set_raftindex(node_->AppliedIndex());
-  response->set_raftappliedindex(node_->AppliedIndex());
-  response->set_raftterm(MemberIdentity::kRaftTerm);
+  const node::RaftStatus raft = node_->GetRaftStatus();
+  response->set_leader(raft.leader_id);
+  response->set_raftindex(raft.last_index);
+  response->set_raftappliedindex(raft.applied_index);
+  response->set_raftterm(raft.term);
+  response->set_islearner(raft.is_learner);
   response->set_dbsizequota(quota_->quota_bytes());
   for (const etcdserverpb::AlarmMember& alarm : node_->alarms()->List()) {
     response->add_errors(AlarmText(alarm));
@@ -273,12 +274,25 @@ grpc::ServerUnaryReactor* MaintenanceService::MoveLeader(
     grpc::CallbackServerContext* context, const etcdserverpb::MoveLeaderRequest* request,
     etcdserverpb::MoveLeaderResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (request->targetid() != identity_->member_id()) {
+  command::Member target;
+  if (!node_->membership()->Get(request->targetid(), &target) || target.is_learner()) {
     reactor->Finish(grpc::Status(grpc::FAILED_PRECONDITION, std::string(kErrBadLeaderTransferee)));
     return reactor;
   }
-  FillHeader(response->mutable_header());
-  reactor->Finish(grpc::Status::OK);
+  if (node_->LeaderId() == request->targetid()) {
+    FillHeader(response->mutable_header());
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  if (!node_->IsLeader()) {
+    reactor->Finish(grpc::Status(grpc::FAILED_PRECONDITION, "etcdserver: not leader"));
+    return reactor;
+  }
+  node_->TransferLeadership(request->targetid(),
+                            [this, reactor, response](const cairn::Status& status) {
+                              if (status.ok()) FillHeader(response->mutable_header());
+                              reactor->Finish(ToGrpcStatus(status));
+                            });
   return reactor;
 }
 

@@ -24,13 +24,17 @@ uint64_t NonZero(uint64_t id) { return id == 0 ? 1 : id; }
 MemberIdentity::MemberIdentity(std::string_view name, std::string_view cluster_token) {
   std::string token(cluster_token);
   cluster_id_ = NonZero(Fnv1a64("cairn/cluster/" + token));
-  member_id_ = NonZero(Fnv1a64("cairn/member/" + token + "/" + std::string(name)));
+  member_id_ = MemberIdFor(name, cluster_token);
+}
+
+uint64_t MemberIdentity::MemberIdFor(std::string_view name, std::string_view cluster_token) {
+  return NonZero(Fnv1a64("cairn/member/" + std::string(cluster_token) + "/" + std::string(name)));
 }
 
 void MemberIdentity::FillHeader(etcdserverpb::ResponseHeader* header) const {
   header->set_cluster_id(cluster_id_);
   header->set_member_id(member_id_);
-  header->set_raft_term(kRaftTerm);
+  header->set_raft_term(raft_term());
 }
 
 }  // namespace cairn::server

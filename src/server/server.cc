@@ -7,8 +7,11 @@
 #include <atomic>
 #include <chrono>
 #include <climits>
+#include <future>
+#include <set>
 
 #include "src/base/logging.h"
+#include "src/env/posix_file_system.h"
 
 namespace cairn::server {
 
@@ -40,6 +43,46 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   if (options.data_dir.empty()) return Status::InvalidArgument("cairnd: a data dir is required");
   node::NodeOptions node_options;
   node_options.data_dir = options.data_dir;
+  CAIRN_RETURN_IF_ERROR(ConfigureRaft(options, &node_options));
+  auto stored_id = node::StoredMemberId(env::PosixFileSystem::Default(), options.data_dir);
+  if (!stored_id.ok()) return stored_id.status();
+  if (*stored_id != 0) node_options.member_id = *stored_id;
+  const MemberIdentity identity(options.name, options.cluster_token, node_options.member_id);
+  transport::GrpcTransportOptions transport_options;
+  transport_options.self_id = identity.member_id();
+  transport_options.cluster_id = identity.cluster_id();
+  // A restarted member should hear from the leader within about an election timeout.
+  transport_options.reconnect_backoff_max_ms = options.election_timeout_ms;
+  // The node is opened after the transport; its callbacks find it through this slot.
+  auto node_slot = std::make_shared<std::atomic<node::Node*>>(nullptr);
+  auto identity_slot = std::make_shared<std::atomic<const MemberIdentity*>>(nullptr);
+  transport::GrpcTransportCallbacks transport_callbacks;
+  transport_callbacks.on_unreachable = [node_slot](raft::NodeId id) {
+    if (node::Node* node = node_slot->load()) node->ReportUnreachable(id);
+  };
+  auto transport =
+      std::make_shared<transport::GrpcTransport>(transport_options, std::move(transport_callbacks));
+  node_options.send = [transport](std::vector<raft::Message>&& messages) {
+    transport->Send(std::move(messages));
+  };
+  node_options.on_members_changed = [transport, self = identity.member_id(),
+                                     known = std::make_shared<std::set<uint64_t>>()](
+                                        const std::vector<command::Member>& members) {
+    std::set<uint64_t> current;
+    for (const command::Member& member : members) {
+      if (member.id() == self) continue;
+      current.insert(member.id());
+      transport->SetPeer(member.id(), std::vector<std::string>(member.peer_urls().begin(),
+                                                               member.peer_urls().end()));
+    }
+    for (uint64_t id : *known) {
+      if (!current.contains(id)) transport->RemovePeer(id);
+    }
+    *known = std::move(current);
+  };
+  node_options.on_leader_change = [identity_slot](uint64_t, uint64_t term) {
+    if (const MemberIdentity* identity = identity_slot->load()) identity->set_raft_term(term);
+  };
   auto metrics = std::make_shared<ServerMetrics>();
   ServerMetrics::InstallNodeHooks(metrics, &node_options);
   // The hub is built with the Server (after the node opened); until then events are dropped.
@@ -59,6 +102,11 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
     return node.status().WithContext(context);
   }
   std::unique_ptr<Server> server(new Server(options, std::move(*node)));
+  server->transport_ = transport;
+  server->node_slot_ = node_slot;
+  node_slot->store(server->node_.get());
+  identity_slot->store(&server->identity_);
+  server->identity_.set_raft_term(std::max<uint64_t>(server->node_->Term(), 1));
   hub_slot->store(server->hub_.get());
   server->waiter_slot_ = waiter_slot;
   server->metrics_ = metrics;
@@ -71,18 +119,20 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
     (void)server->Shutdown();
     return leases.WithContext("restoring leases");
   }
-  Status listening = server->Listen();
+  Status listening = server->ListenPeers();
+  if (listening.ok()) listening = server->Listen();
   if (!listening.ok()) {
     (void)server->Shutdown();
     return listening;
   }
+  server->StartPublishing();
   server->auto_compactor_->Start();
   return server;
 }
 
 Server::Server(const ServerOptions& options, std::unique_ptr<node::Node> node)
     : options_(options),
-      identity_(options.name, options.cluster_token),
+      identity_(options.name, options.cluster_token, node->member_id()),
       node_(std::move(node)),
       space_quota_(std::make_unique<SpaceQuota>(node_.get(), identity_.member_id(),
                                                 options.quota_backend_bytes)),
@@ -90,8 +140,7 @@ Server::Server(const ServerOptions& options, std::unique_ptr<node::Node> node)
           std::make_unique<KvService>(node_.get(), &identity_, &worker_, ValidationFor(options))),
       maintenance_service_(std::make_unique<MaintenanceService>(
           node_.get(), &identity_, space_quota_.get(), &worker_, options.data_dir + "/tmp")),
-      cluster_service_(std::make_unique<ClusterService>(
-          &identity_, options.name, options.advertise_peer_urls, options.advertise_client_urls)),
+      cluster_service_(std::make_unique<ClusterService>(node_.get(), &identity_)),
       auto_compactor_(std::make_unique<AutoCompactor>(node_.get(), options.auto_compaction)),
       lease_manager_(std::make_unique<LeaseManager>(node_.get(), nullptr, options.lease)),
       lease_service_(std::make_unique<LeaseService>(node_.get(), lease_manager_.get(), &identity_)),
@@ -149,7 +198,114 @@ const std::vector<std::string>& Server::metrics_addresses() const {
   return metrics_http_ ? metrics_http_->addresses() : kNone;
 }
 
+Status Server::ConfigureRaft(const ServerOptions& options, node::NodeOptions* node_options) {
+  if (options.heartbeat_interval_ms <= 0 ||
+      options.election_timeout_ms < 2 * options.heartbeat_interval_ms) {
+    return Status::InvalidArgument(
+        "--election-timeout must be at least twice --heartbeat-interval, and both positive");
+  }
+  node_options->member_id = MemberIdentity::MemberIdFor(options.name, options.cluster_token);
+  node_options->tick_ms = options.heartbeat_interval_ms;
+  node_options->election_ticks =
+      static_cast<int>(options.election_timeout_ms / options.heartbeat_interval_ms);
+  node_options->join_existing = options.join_existing_cluster;
+  node_options->request_timeout_ms = 5000 + 2 * options.election_timeout_ms;
+  auto member_for = [&](const std::string& name, const std::vector<std::string>& peer_urls) {
+    command::Member member;
+    member.set_id(MemberIdentity::MemberIdFor(name, options.cluster_token));
+    member.set_name(name);
+    for (const std::string& url : peer_urls) member.add_peer_urls(url);
+    // Client URLs are published by each member after it starts (PublishAttributes): the
+    // bootstrap entries must be identical on every member.
+    return member;
+  };
+  if (options.initial_cluster.empty()) {
+    node_options->initial_members.push_back(member_for(options.name, options.advertise_peer_urls));
+    return Status::Ok();
+  }
+  bool self_listed = false;
+  for (const auto& [name, peer_urls] : options.initial_cluster) {
+    self_listed = self_listed || name == options.name;
+    node_options->initial_members.push_back(member_for(name, peer_urls));
+  }
+  if (!self_listed) {
+    return Status::InvalidArgument("--initial-cluster has no member named \"" + options.name +
+                                   "\" (--name)");
+  }
+  return Status::Ok();
+}
+
+Status Server::ListenPeers() {
+  if (options_.peer_addresses.empty()) return Status::Ok();
+  peer_service_ =
+      std::make_unique<transport::PeerService>(identity_.member_id(), identity_.cluster_id(),
+                                               [node_slot = node_slot_](raft::Message&& message) {
+                                                 if (node::Node* node = node_slot->load())
+                                                   node->Step(std::move(message));
+                                               });
+  grpc::ServerBuilder builder;
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  transport::ConfigurePeerServerBuilder(&builder);
+  std::vector<int> ports(options_.peer_addresses.size(), 0);
+  for (size_t i = 0; i < options_.peer_addresses.size(); i++) {
+    builder.AddListeningPort(options_.peer_addresses[i], grpc::InsecureServerCredentials(),
+                             &ports[i]);
+  }
+  builder.RegisterService(peer_service_.get());
+  peer_server_ = builder.BuildAndStart();
+  for (size_t i = 0; i < ports.size(); i++) {
+    if (peer_server_ == nullptr || ports[i] == 0) {
+      return Status::Unavailable("cannot listen for peers on " + options_.peer_addresses[i] +
+                                 ": the address is in use or not available");
+    }
+    peer_addresses_.push_back(WithPort(options_.peer_addresses[i], ports[i]));
+  }
+  return Status::Ok();
+}
+
+Status Server::PublishAttributes() {
+  command::Member stored;
+  const bool known = node_->membership()->Get(identity_.member_id(), &stored);
+  std::vector<std::string> stored_urls(stored.client_urls().begin(), stored.client_urls().end());
+  if (known && stored.name() == options_.name && stored_urls == options_.advertise_client_urls) {
+    return Status::Ok();
+  }
+  command::Command command;
+  command::Member* attributes = command.mutable_member_attributes();
+  attributes->set_id(identity_.member_id());
+  attributes->set_name(options_.name);
+  for (const std::string& url : options_.advertise_client_urls) attributes->add_client_urls(url);
+  auto outcome = std::make_shared<std::promise<Status>>();
+  std::future<Status> published = outcome->get_future();
+  node_->Propose(std::move(command), [outcome](const Status& status, command::CommandResult&&) {
+    outcome->set_value(status);
+  });
+  return published.get();
+}
+
+void Server::StartPublishing() {
+  // A member publishes its name and client URLs once it can reach a leader (etcd's
+  // publish); a member added by MemberAdd has neither until then. A sole voter leads
+  // already: it publishes before serving.
+  if (node_->IsLeader() && PublishAttributes().ok()) return;
+  publisher_ = std::thread([this] {
+    std::unique_lock lock(publisher_mutex_);
+    while (!publisher_stopping_) {
+      lock.unlock();
+      Status status = PublishAttributes();
+      lock.lock();
+      if (status.ok()) return;
+      publisher_cv_.wait_for(lock, std::chrono::milliseconds(500));
+    }
+  });
+}
+
 Status Server::Shutdown() {
+  {
+    std::lock_guard lock(publisher_mutex_);
+    publisher_stopping_ = true;
+  }
+  publisher_cv_.notify_all();
   if (auto_compactor_) auto_compactor_->Stop();  // it waits on the node
   if (metrics_http_) metrics_http_->Stop();      // its gauges read the parts stopped below
   if (watch_service_) watch_service_->Stop();    // watch streams never end by themselves
@@ -164,7 +320,15 @@ Status Server::Shutdown() {
   if (lease_manager_) lease_manager_->Stop();  // its final checkpoint needs the node
   worker_.Stop();
   if (!node_) return Status::Ok();
-  Status closed = node_->Close();
+  if (peer_server_) {
+    peer_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+    peer_server_->Wait();
+    peer_server_.reset();
+  }
+  Status closed = node_->Close();  // a pending publish fails now, so the publisher ends
+  if (publisher_.joinable()) publisher_.join();
+  if (node_slot_) node_slot_->store(nullptr);
+  if (transport_) transport_->Stop();
   node_.reset();
   if (!closed.ok()) log::Get("server")->error("closing the node: {}", closed.ToString());
   return closed;

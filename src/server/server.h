@@ -12,8 +12,11 @@
 
 #include <grpcpp/server.h>
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "src/base/result.h"
@@ -34,6 +37,7 @@
 #include "src/server/server_options.h"
 #include "src/server/space_quota.h"
 #include "src/server/watch_service.h"
+#include "src/transport/grpc_transport.h"
 
 namespace cairn::server {
 
@@ -55,12 +59,21 @@ class Server {
   // The metrics HTTP addresses served (host:port, bound port), in options order.
   const std::vector<std::string>& metrics_addresses() const;
 
+  // The peer addresses served (host:port, bound port); empty without a peer listener.
+  const std::vector<std::string>& peer_addresses() const { return peer_addresses_; }
+
   // Returns the node's close status.
   Status Shutdown();
 
  private:
   Server(const ServerOptions& options, std::unique_ptr<node::Node> node);
+  // Maps the Raft and membership options onto the node's.
+  static Status ConfigureRaft(const ServerOptions& options, node::NodeOptions* node_options);
   Status Listen();
+  Status ListenPeers();
+  // Proposes this member's name and client URLs unless the membership already holds them.
+  Status PublishAttributes();
+  void StartPublishing();
 
   const ServerOptions options_;
   const MemberIdentity identity_;
@@ -82,6 +95,16 @@ class Server {
   std::unique_ptr<ElectionService> election_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::vector<std::string> addresses_;
+  // Raft peers: the transport (also held by the node's send hook) and the peer listener.
+  std::shared_ptr<transport::GrpcTransport> transport_;
+  std::shared_ptr<std::atomic<node::Node*>> node_slot_;  // where peer callbacks find the node
+  std::unique_ptr<transport::PeerService> peer_service_;
+  std::unique_ptr<grpc::Server> peer_server_;
+  std::vector<std::string> peer_addresses_;
+  std::thread publisher_;
+  std::mutex publisher_mutex_;
+  std::condition_variable publisher_cv_;
+  bool publisher_stopping_ = false;           // GUARDED_BY(publisher_mutex_)
   std::shared_ptr<ServerMetrics> metrics_;    // also held by the node's hooks
   std::unique_ptr<HttpServer> metrics_http_;  // /metrics, /health, /readyz; stopped first
 };

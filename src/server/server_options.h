@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "src/base/limits.h"
@@ -40,6 +41,19 @@ struct ServerOptions {
   // them. Defaults: etcd's.
   std::vector<std::string> advertise_client_urls = {"http://localhost:2379"};
   std::vector<std::string> advertise_peer_urls = {"http://localhost:2380"};
+  // etcd's --initial-cluster: every member of a new cluster as (name, peer URLs). Default:
+  // empty = this member alone, with advertise_peer_urls.
+  std::vector<std::pair<std::string, std::vector<std::string>>> initial_cluster;
+  // etcd's --initial-cluster-state existing: join a running cluster that added this member
+  // (MemberAdd) instead of bootstrapping one. Default: false ("new").
+  bool join_existing_cluster = false;
+  // Addresses (host:port) serving the Raft peer service (etcd's --listen-peer-urls). Default:
+  // none — a member alone needs no peer listener; cairnd sets it when the flag is given or
+  // the initial cluster has more than one member.
+  std::vector<std::string> peer_addresses;
+  // etcd's --heartbeat-interval and --election-timeout. Defaults: 100 ms and 1000 ms.
+  int64_t heartbeat_interval_ms = 100;
+  int64_t election_timeout_ms = 1000;
   // etcd's --auto-compaction-mode and --auto-compaction-retention. Default: off.
   AutoCompactionOptions auto_compaction;
   // How long Shutdown lets in-flight requests finish before cancelling them. Default: 5 s.

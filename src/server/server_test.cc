@@ -56,7 +56,7 @@ TEST_F(ServerTest, PutThenRangeCarriesHeaderIds) {
   EXPECT_EQ(put.header().revision(), 2);
   EXPECT_EQ(put.header().cluster_id(), server_->identity().cluster_id());
   EXPECT_EQ(put.header().member_id(), server_->identity().member_id());
-  EXPECT_EQ(put.header().raft_term(), 1u);
+  EXPECT_EQ(put.header().raft_term(), 2u);  // bootstrap at term 1, elected at 2 (as etcd)
   EXPECT_NE(put.header().member_id(), 0u);
 
   etcdserverpb::RangeRequest request;
@@ -158,7 +158,7 @@ TEST_F(ServerTest, StatusReportsRevisionAndLeader) {
   ASSERT_TRUE(maintenance_->Status(&context, {}, &status).ok());
   EXPECT_EQ(status.header().revision(), 2);
   EXPECT_EQ(status.leader(), server_->identity().member_id());
-  EXPECT_EQ(status.raftterm(), 1u);
+  EXPECT_EQ(status.raftterm(), 2u);
   EXPECT_GE(status.raftappliedindex(), 1u);
   EXPECT_FALSE(status.version().empty());
 }

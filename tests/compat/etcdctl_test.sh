@@ -38,7 +38,7 @@ expect_eq "sort value ascend" "$(ctl get "" --from-key --sort-by=VALUE --print-v
 # etcdctl 3.4 has no --count-only: the count comes from the JSON output with a limit.
 json=$(ctl get a --prefix --limit=1 -w json)
 expect_contains "count with limit" "$json" '"more":true,"count":3'
-expect_contains "header revision" "$json" '"revision":6,"raft_term":1'
+expect_contains "header revision" "$json" '"revision":6,"raft_term":2'
 expect_contains "create and mod revision" "$(ctl get a/1 -w json)" \
   '"create_revision":2,"mod_revision":6,"version":2'
 
@@ -78,7 +78,7 @@ if ctl put "" x >/dev/null 2>&1; then fail "put of an empty key succeeded"; fi
 status=$(ctl endpoint status)
 # endpoint, member id, version, db size, is leader, is learner, raft term, raft index, ...
 expect_contains "endpoint status" "$status" "$ENDPOINT, "
-expect_contains "endpoint status fields" "$status" ", true, false, 1, "
+expect_contains "endpoint status fields" "$status" ", true, false, 2, "
 expect_contains "endpoint health" "$(ctl_err endpoint health)" "$ENDPOINT is healthy"
 expect_contains "endpoint hashkv" "$(ctl_err endpoint hashkv)" "$ENDPOINT, "
 

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <cctype>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -20,11 +21,13 @@ namespace {
 
 using cairn::server::ServerOptions;
 
-// Flags that etcd scripts pass and that the Raft issue makes effective.
-struct PendingFlags {
+// Raft cluster flags (etcd's names and meanings).
+struct ClusterFlags {
   std::string listen_peer_urls = "http://localhost:2380";
   std::string initial_cluster;
   std::string initial_cluster_state = "new";
+  int64_t heartbeat_interval_ms = 100;
+  int64_t election_timeout_ms = 1000;
 };
 
 struct Flags {
@@ -37,7 +40,7 @@ struct Flags {
   std::string listen_metrics_urls = "http://127.0.0.1:2381";
   std::string log_level = "info";
   std::string watch_progress_notify_interval = "10m";
-  PendingFlags pending;
+  ClusterFlags cluster;
 };
 
 void AddFlags(CLI::App* app, Flags* flags) {
@@ -66,14 +69,27 @@ void AddFlags(CLI::App* app, Flags* flags) {
       ->capture_default_str();
   app->add_option("--log-level", flags->log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
-  const std::string later = " (accepted, not effective yet)";
-  PendingFlags& p = flags->pending;
-  app->add_option("--listen-peer-urls", p.listen_peer_urls, "Peer URLs" + later);
+  ClusterFlags& c = flags->cluster;
+  app->add_option("--listen-peer-urls", c.listen_peer_urls,
+                  "Comma-separated http://host:port URLs to serve Raft peers on (listened on "
+                  "when given, or when --initial-cluster names more than one member)")
+      ->capture_default_str();
   app->add_option("--initial-advertise-peer-urls", flags->initial_advertise_peer_urls,
                   "Comma-separated peer URLs advertised to the cluster (MemberList)")
       ->capture_default_str();
-  app->add_option("--initial-cluster", p.initial_cluster, "Initial cluster members" + later);
-  app->add_option("--initial-cluster-state", p.initial_cluster_state, "new or existing" + later);
+  app->add_option("--initial-cluster", c.initial_cluster,
+                  "Members of a new cluster: name=http://host:port,... (default: this member "
+                  "alone, --name=--initial-advertise-peer-urls)");
+  app->add_option("--initial-cluster-state", c.initial_cluster_state,
+                  "new: bootstrap the --initial-cluster; existing: join a running cluster that "
+                  "added this member (member add)")
+      ->capture_default_str();
+  app->add_option("--heartbeat-interval", c.heartbeat_interval_ms,
+                  "Raft heartbeat interval (one tick), in milliseconds")
+      ->capture_default_str();
+  app->add_option("--election-timeout", c.election_timeout_ms,
+                  "Raft election timeout, in milliseconds")
+      ->capture_default_str();
   app->add_option("--auto-compaction-mode", flags->auto_compaction_mode,
                   "periodic: keep the history of the retention period; revision: keep the last "
                   "retention revisions")
@@ -132,6 +148,40 @@ std::string Join(const std::vector<std::string>& items) {
   return joined;
 }
 
+// Maps the cluster flags onto the server options; returns an error message or "".
+std::string ApplyClusterFlags(const CLI::App& app, const ClusterFlags& flags,
+                              ServerOptions* server) {
+  std::map<std::string, std::vector<std::string>> by_name;
+  std::vector<std::string> order;
+  for (const std::string& item : SplitCommas(flags.initial_cluster)) {
+    const size_t equals = item.find('=');
+    if (equals == 0 || equals == std::string::npos || equals + 1 == item.size()) {
+      return "--initial-cluster: \"" + item + "\" is not name=http://host:port";
+    }
+    const std::string name = item.substr(0, equals);
+    if (!by_name.contains(name)) order.push_back(name);
+    by_name[name].push_back(item.substr(equals + 1));
+  }
+  for (const std::string& name : order) server->initial_cluster.emplace_back(name, by_name[name]);
+  if (!order.empty() && !by_name.contains(server->name)) {
+    return "--initial-cluster has no member named \"" + server->name + "\" (--name)";
+  }
+  if (flags.initial_cluster_state != "new" && flags.initial_cluster_state != "existing") {
+    return "--initial-cluster-state must be new or existing";
+  }
+  server->join_existing_cluster = flags.initial_cluster_state == "existing";
+  server->heartbeat_interval_ms = flags.heartbeat_interval_ms;
+  server->election_timeout_ms = flags.election_timeout_ms;
+  const bool listen =
+      app.count("--listen-peer-urls") > 0 || order.size() > 1 || server->join_existing_cluster;
+  if (listen) {
+    auto peers = cairn::server::ClientUrlsToAddresses(flags.listen_peer_urls);
+    if (!peers.ok()) return "--listen-peer-urls: " + std::string(peers.status().message());
+    server->peer_addresses = *peers;
+  }
+  return "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -157,6 +207,8 @@ int main(int argc, char** argv) {
   }
   flags.server.advertise_client_urls = SplitCommas(flags.advertise_client_urls);
   flags.server.advertise_peer_urls = SplitCommas(flags.initial_advertise_peer_urls);
+  std::string cluster_error = ApplyClusterFlags(app, flags.cluster, &flags.server);
+  if (!cluster_error.empty()) return Fail(cluster_error);
   auto compaction = cairn::server::AutoCompactionOptions::Parse(flags.auto_compaction_mode,
                                                                 flags.auto_compaction_retention);
   if (!compaction.ok()) return Fail(std::string(compaction.status().message()));
@@ -176,6 +228,9 @@ int main(int argc, char** argv) {
   if (!server.ok()) return Fail(server.status().ToString());
   logger->info("member {} ({:016x}) serving etcd v3 clients on {}", flags.server.name,
                (*server)->identity().member_id(), Join((*server)->addresses()));
+  if (!(*server)->peer_addresses().empty()) {
+    logger->info("serving Raft peers on {}", Join((*server)->peer_addresses()));
+  }
   if (!(*server)->metrics_addresses().empty()) {
     std::vector<std::string> urls;
     for (const std::string& address : (*server)->metrics_addresses())
