@@ -46,7 +46,14 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   CAIRN_RETURN_IF_ERROR(ConfigureRaft(options, &node_options));
   auto stored_id = node::StoredMemberId(env::PosixFileSystem::Default(), options.data_dir);
   if (!stored_id.ok()) return stored_id.status();
-  if (*stored_id != 0) node_options.member_id = *stored_id;
+  if (*stored_id != 0) {
+    node_options.member_id = *stored_id;
+  }
+  std::vector<std::pair<uint64_t, std::vector<std::string>>> running_members;
+  if (*stored_id == 0 && options.join_existing_cluster) {
+    CAIRN_ASSIGN_OR_RETURN(running_members, FetchRunningMembers(options));
+    CAIRN_ASSIGN_OR_RETURN(node_options.member_id, FindAddedMemberId(options, running_members));
+  }
   const MemberIdentity identity(options.name, options.cluster_token, node_options.member_id);
   transport::GrpcTransportOptions transport_options;
   transport_options.self_id = identity.member_id();
@@ -62,6 +69,10 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   };
   auto transport =
       std::make_shared<transport::GrpcTransport>(transport_options, std::move(transport_callbacks));
+  // A joining member answers the leader before it has applied any membership.
+  for (const auto& [id, urls] : running_members) {
+    if (id != node_options.member_id) transport->SetPeer(id, urls);
+  }
   node_options.send = [transport](std::vector<raft::Message>&& messages) {
     transport->Send(std::move(messages));
   };
@@ -235,6 +246,39 @@ Status Server::ConfigureRaft(const ServerOptions& options, node::NodeOptions* no
   return Status::Ok();
 }
 
+Result<std::vector<std::pair<uint64_t, std::vector<std::string>>>> Server::FetchRunningMembers(
+    const ServerOptions& options) {
+  // etcd's join: ask the running members for the membership.
+  std::vector<std::string> others;
+  for (const auto& [name, urls] : options.initial_cluster) {
+    if (name == options.name) continue;
+    others.insert(others.end(), urls.begin(), urls.end());
+  }
+  if (others.empty()) {
+    return Status::InvalidArgument(
+        "--initial-cluster-state existing needs --initial-cluster to name the running members");
+  }
+  const MemberIdentity identity(options.name, options.cluster_token);
+  return transport::FetchMembers(others, identity.cluster_id(), 3000);
+}
+
+Result<uint64_t> Server::FindAddedMemberId(
+    const ServerOptions& options,
+    const std::vector<std::pair<uint64_t, std::vector<std::string>>>& members) {
+  // The id MemberAdd gave our peer URLs.
+  for (const auto& [id, urls] : members) {
+    for (const std::string& url : urls) {
+      if (std::find(options.advertise_peer_urls.begin(), options.advertise_peer_urls.end(), url) !=
+          options.advertise_peer_urls.end()) {
+        return id;
+      }
+    }
+  }
+  return Status::FailedPrecondition(
+      "no member of the running cluster has the peer URLs of this member "
+      "(--initial-advertise-peer-urls); add it first with `member add`");
+}
+
 Status Server::ListenPeers() {
   if (options_.peer_addresses.empty()) return Status::Ok();
   peer_service_ =
@@ -243,6 +287,14 @@ Status Server::ListenPeers() {
                                                  if (node::Node* node = node_slot->load())
                                                    node->Step(std::move(message));
                                                });
+  peer_service_->set_list_members([node = node_.get()] {
+    std::vector<std::pair<raft::NodeId, std::vector<std::string>>> members;
+    for (const command::Member& member : node->membership()->List()) {
+      members.emplace_back(member.id(), std::vector<std::string>(member.peer_urls().begin(),
+                                                                 member.peer_urls().end()));
+    }
+    return members;
+  });
   grpc::ServerBuilder builder;
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   transport::ConfigurePeerServerBuilder(&builder);

@@ -71,6 +71,13 @@ class Server {
   static Status ConfigureRaft(const ServerOptions& options, node::NodeOptions* node_options);
   Status Listen();
   Status ListenPeers();
+  // --initial-cluster-state existing on a fresh data dir: the running members (id, peer
+  // URLs), and among them the id MemberAdd gave this member.
+  static Result<std::vector<std::pair<uint64_t, std::vector<std::string>>>> FetchRunningMembers(
+      const ServerOptions& options);
+  static Result<uint64_t> FindAddedMemberId(
+      const ServerOptions& options,
+      const std::vector<std::pair<uint64_t, std::vector<std::string>>>& members);
   // Proposes this member's name and client URLs unless the membership already holds them.
   Status PublishAttributes();
   void StartPublishing();

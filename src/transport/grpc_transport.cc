@@ -784,4 +784,55 @@ Status PeerService::DeliverBatch(raft::v1::MessageBatch* batch) const {
   return Status::Ok();
 }
 
+grpc::ServerUnaryReactor* PeerService::Members(grpc::CallbackServerContext* context,
+                                               const raft::v1::MembersRequest* request,
+                                               raft::v1::MembersResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (request->cluster_id() != cluster_id_) {
+    reactor->Finish(
+        grpc::Status(grpc::FAILED_PRECONDITION, "cairn: the request is for cluster " +
+                                                    std::to_string(request->cluster_id()) +
+                                                    ", this is " + std::to_string(cluster_id_)));
+    return reactor;
+  }
+  if (list_members_) {
+    for (const auto& [id, urls] : list_members_()) {
+      raft::v1::PeerMember* member = response->add_members();
+      member->set_id(id);
+      for (const std::string& url : urls) member->add_peer_urls(url);
+    }
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+Result<std::vector<std::pair<raft::NodeId, std::vector<std::string>>>> FetchMembers(
+    const std::vector<std::string>& peer_urls, uint64_t cluster_id, int64_t timeout_ms) {
+  std::string errors;
+  for (const std::string& url : peer_urls) {
+    Result<std::string> address = PeerUrlToAddress(url);
+    if (!address.ok()) return address.status();
+    auto channel = grpc::CreateChannel(*address, grpc::InsecureChannelCredentials());
+    auto stub = raft::v1::Raft::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+    context.set_wait_for_ready(true);
+    raft::v1::MembersRequest request;
+    request.set_cluster_id(cluster_id);
+    raft::v1::MembersResponse response;
+    grpc::Status status = stub->Members(&context, request, &response);
+    if (!status.ok()) {
+      errors += " " + url + ": " + status.error_message() + ";";
+      continue;
+    }
+    std::vector<std::pair<raft::NodeId, std::vector<std::string>>> members;
+    for (const raft::v1::PeerMember& member : response.members()) {
+      members.emplace_back(member.id(), std::vector<std::string>(member.peer_urls().begin(),
+                                                                 member.peer_urls().end()));
+    }
+    return members;
+  }
+  return Status::Unavailable("no member answered with the membership:" + errors);
+}
+
 }  // namespace cairn::transport

@@ -45,6 +45,7 @@
 
 #include "cairn/raft.grpc.pb.h"
 #include "src/base/limits.h"
+#include "src/base/result.h"
 #include "src/base/status.h"
 #include "src/transport/transport.h"
 
@@ -215,6 +216,14 @@ class PeerService final : public raft::v1::Raft::CallbackService {
                                                         raft::v1::SendResponse* response) override;
   grpc::ServerReadReactor<raft::v1::SnapshotChunk>* SendSnapshot(
       grpc::CallbackServerContext* context, raft::v1::SendResponse* response) override;
+  grpc::ServerUnaryReactor* Members(grpc::CallbackServerContext* context,
+                                    const raft::v1::MembersRequest* request,
+                                    raft::v1::MembersResponse* response) override;
+
+  // Lists the members (id, peer URLs) for Members. REQUIRES: set before the server starts.
+  using ListMembers =
+      std::function<std::vector<std::pair<raft::NodeId, std::vector<std::string>>>()>;
+  void set_list_members(ListMembers list) { list_members_ = std::move(list); }
 
   // Checks the addressing of a batch or snapshot header: FAILED_PRECONDITION unless
   // cluster_id and `to` are this member's.
@@ -230,6 +239,12 @@ class PeerService final : public raft::v1::Raft::CallbackService {
   const uint64_t cluster_id_;
   const Deliver deliver_;
   const uint64_t snapshot_bytes_max_;
+  ListMembers list_members_;
 };
+
+// Asks the members at `peer_urls` (the first that answers) for the membership: (id, peer
+// URLs) pairs. Unavailable when none answers within timeout_ms each.
+Result<std::vector<std::pair<raft::NodeId, std::vector<std::string>>>> FetchMembers(
+    const std::vector<std::string>& peer_urls, uint64_t cluster_id, int64_t timeout_ms);
 
 }  // namespace cairn::transport

@@ -8,7 +8,9 @@
 #      the killed member restarts and catches up;
 #   3. SIGKILL of a follower under writes, restart, catch-up;
 #   4. SIGKILL of all members, restart of all: nothing acknowledged is lost;
-#   5. a linearizable read on a follower sees a write acknowledged by the leader just before.
+#   5. a linearizable read on a follower sees a write acknowledged by the leader just before;
+#   6. member add + a fourth member joining with --initial-cluster-state existing catches up,
+#      then member remove of another member; the remaining three converge and take writes.
 # Usage: failover_test.sh path/to/cairnd
 set -euo pipefail
 CAIRND=$1
@@ -21,20 +23,22 @@ export ETCDCTL_API=3
 # Free loopback ports (peer URLs must be known before the members start).
 read -r -a PORTS <<<"$(/usr/bin/python3 - <<'PY'
 import socket
-socks = [socket.socket() for _ in range(6)]
+socks = [socket.socket() for _ in range(8)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 PY
 )"
-CLIENT=("${PORTS[0]}" "${PORTS[1]}" "${PORTS[2]}")
-PEER=("${PORTS[3]}" "${PORTS[4]}" "${PORTS[5]}")
+CLIENT=("${PORTS[0]}" "${PORTS[1]}" "${PORTS[2]}" "${PORTS[6]}")
+PEER=("${PORTS[3]}" "${PORTS[4]}" "${PORTS[5]}" "${PORTS[7]}")
 INITIAL="m0=http://127.0.0.1:${PEER[0]},m1=http://127.0.0.1:${PEER[1]},m2=http://127.0.0.1:${PEER[2]}"
 ALL="127.0.0.1:${CLIENT[0]},127.0.0.1:${CLIENT[1]},127.0.0.1:${CLIENT[2]}"
-PIDS=(0 0 0)
+PIDS=(0 0 0 0)
+MEMBERS=(0 1 2)  # the members the checks address
 
 start_member() {
   local i=$1
-  "$CAIRND" --name "m$i" --data-dir "$TEST_DIR/m$i" --initial-cluster "$INITIAL" \
+  shift
+  "$CAIRND" --name "m$i" --data-dir "$TEST_DIR/m$i" --initial-cluster "$INITIAL" "$@" \
     --listen-client-urls "http://127.0.0.1:${CLIENT[$i]}" \
     --advertise-client-urls "http://127.0.0.1:${CLIENT[$i]}" \
     --listen-peer-urls "http://127.0.0.1:${PEER[$i]}" \
@@ -44,13 +48,13 @@ start_member() {
   PIDS[$i]=$!
 }
 kill_member() { kill -9 "${PIDS[$1]}" 2>/dev/null || true; wait "${PIDS[$1]}" 2>/dev/null || true; PIDS[$1]=0; }
-stop_cairnd() { for i in 0 1 2; do [ "${PIDS[$i]}" != 0 ] && kill_member "$i"; done; return 0; }
+stop_cairnd() { for i in 0 1 2 3; do [ "${PIDS[$i]}" != 0 ] && kill_member "$i"; done; return 0; }
 ctl() { "$ETCDCTL" --dial-timeout=1s --command-timeout=3s "$@"; }
 
 # The index (0..2) of the member that says it leads, or nothing.
 leader() {
   local i
-  for i in 0 1 2; do
+  for i in "${MEMBERS[@]}"; do
     [ "${PIDS[$i]}" == 0 ] && continue
     if ctl --endpoints "127.0.0.1:${CLIENT[$i]}" endpoint status 2>/dev/null |
       awk -F', ' '{exit !($5 == "true")}'; then
@@ -105,7 +109,7 @@ wait_converged() {
     hashes=$(ctl --endpoints "$ALL" endpoint hashkv -w json 2>/dev/null |
       /usr/bin/python3 -c 'import json,sys; print(sorted({(r["HashKV"]["header"]["revision"], r["HashKV"]["hash"]) for r in json.load(sys.stdin)}))' 2>/dev/null || true)
     if [ -n "$hashes" ] && [ "$(echo "$hashes" | grep -o '(' | wc -l)" == 1 ] &&
-      [ "$(ctl --endpoints "$ALL" endpoint hashkv 2>/dev/null | wc -l)" == 3 ]; then
+      [ "$(ctl --endpoints "$ALL" endpoint hashkv 2>/dev/null | wc -l)" == "${#MEMBERS[@]}" ]; then
       return 0
     fi
     sleep 0.1
@@ -164,4 +168,29 @@ for n in $(seq 1 10); do
   done
 done
 wait_converged
-echo "PASS: $(wc -l <"$ACKED") acknowledged writes survived leader, follower and full-cluster kills"
+
+# 6. Add a fourth member, let it join and catch up, then remove another one.
+ctl --endpoints "$ALL" member add m3 --peer-urls="http://127.0.0.1:${PEER[3]}" >/dev/null ||
+  fail "member add"
+INITIAL="$INITIAL,m3=http://127.0.0.1:${PEER[3]}"
+start_member 3 --initial-cluster-state existing
+MEMBERS=(0 1 2 3)
+ALL="$ALL,127.0.0.1:${CLIENT[3]}"
+wait_converged
+check_member_has_all 3
+REMOVED=$(((L + 1) % 3))
+REMOVED_ID=$(ctl --endpoints "$ALL" member list | grep ", m$REMOVED, " | cut -d, -f1)
+ctl --endpoints "127.0.0.1:${CLIENT[$L]}" member remove "$REMOVED_ID" >/dev/null || fail "member remove"
+kill_member "$REMOVED"
+MEMBERS=()
+ALL=""
+for i in 0 1 2 3; do
+  [ "$i" == "$REMOVED" ] && continue
+  MEMBERS+=("$i")
+  ALL="${ALL:+$ALL,}127.0.0.1:${CLIENT[$i]}"
+done
+expect_eq "members after remove" "$(ctl --endpoints "$ALL" member list | wc -l)" "3"
+for n in $(seq 1 10); do put_via 3 || fail "write through the added member"; done
+wait_converged
+for i in "${MEMBERS[@]}"; do check_member_has_all "$i"; done
+echo "PASS: $(wc -l <"$ACKED") acknowledged writes survived leader, follower and full-cluster kills and a membership change"
