@@ -6,7 +6,7 @@ JOBS       ?= 2
 DATA_DIR   ?= ./cairn-data
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build run test bench bench-vs-etcd bench-smoke fmt clean
+.PHONY: all deps configure build run test bench bench-vs-etcd bench-cluster-vs-etcd bench-smoke fmt clean
 
 all: build
 
@@ -40,6 +40,11 @@ bench: build
 # bench-vs-etcd markers). QUICK=1 for a short check; BENCH_VS_ETCD_FLAGS=--with-10m etc.
 bench-vs-etcd: build
 	@BUILD=$(BUILD) QUICK=$(or $(QUICK),0) bash scripts/bench-vs-etcd.sh $(BENCH_VS_ETCD_FLAGS)
+
+# A 3-member Cairn cluster vs a 3-member etcd cluster: put, linearizable range, failover
+# (results into docs/benchmarks.md between the bench-cluster markers).
+bench-cluster-vs-etcd: build
+	@BUILD=$(BUILD) bash scripts/bench-cluster-vs-etcd.sh $(BENCH_CLUSTER_FLAGS)
 
 # A short put/range run against cairnd that fails under a conservative throughput floor
 # (the floors and their reasons are in scripts/bench-smoke.sh). Not part of `make test`.

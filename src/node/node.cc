@@ -40,6 +40,19 @@ bool SendableBeforePersist(raft::MessageType type) {
   }
 }
 
+// Moves the values whose deadline passed out of `container` (a map, or a vector of pairs).
+template <typename Container, typename Value>
+void TakeExpired(Container& container, int64_t now_ms, std::vector<Value>* expired) {
+  for (auto it = container.begin(); it != container.end();) {
+    if (it->second.deadline_ms <= now_ms) {
+      expired->push_back(std::move(it->second));
+      it = container.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 bool IsSoleVoter(const raft::ConfigState& config, uint64_t id) {
   return config.voters.size() == 1 && config.voters[0] == id;
 }
@@ -661,47 +674,26 @@ void Node::ExpireRequests() {
   std::vector<Waiter> expired;
   {
     std::lock_guard lock(waiters_mutex_);
-    for (auto it = waiters_.begin(); it != waiters_.end();) {
-      if (it->second.deadline_ms <= now) {
-        expired.push_back(std::move(it->second));
-        it = waiters_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    TakeExpired(waiters_, now, &expired);
   }
   for (Waiter& waiter : expired) {
     if (waiter.done) waiter.done(TimeoutError(), {});
     if (waiter.config_done) waiter.config_done(TimeoutError(), {});
   }
+  std::vector<PendingRead> stale;
   for (auto it = reads_in_flight_.begin(); it != reads_in_flight_.end();) {
     std::vector<PendingRead>& reads = it->second;
     if (!reads.empty() && reads.front().deadline_ms <= now) {
-      for (PendingRead& read : reads) read.done(TimeoutError());
+      for (PendingRead& read : reads) stale.push_back(std::move(read));
       it = reads_in_flight_.erase(it);
     } else {
       ++it;
     }
   }
-  for (auto it = transfers_.begin(); it != transfers_.end();) {
-    if (it->second.deadline_ms <= now) {
-      it->second.done(TimeoutError());
-      it = transfers_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  std::vector<PendingRead> stale;
+  TakeExpired(transfers_, now, &stale);
   {
     std::lock_guard lock(reads_mutex_);
-    for (auto it = reads_waiting_apply_.begin(); it != reads_waiting_apply_.end();) {
-      if (it->second.deadline_ms <= now) {
-        stale.push_back(std::move(it->second));
-        it = reads_waiting_apply_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    TakeExpired(reads_waiting_apply_, now, &stale);
   }
   for (PendingRead& read : stale) read.done(TimeoutError());
 }

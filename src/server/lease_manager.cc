@@ -43,12 +43,18 @@ Status LeaseManager::Start(bool run_ticker) {
   return Status::Ok();
 }
 
-Result<size_t> LeaseManager::Rebuild() {
+Result<size_t> LeaseManager::Rebuild(bool keep_known) {
   CAIRN_ASSIGN_OR_RETURN(std::vector<lease::LeaseInfo> leases, node_->leases()->List());
   {
     std::lock_guard lock(mutex_);
+    std::map<int64_t, Entry> known;
+    if (keep_known) known.swap(leases_);
     leases_.clear();
     for (const lease::LeaseInfo& info : leases) {
+      if (auto it = known.find(info.id); it != known.end()) {
+        leases_[info.id] = it->second;  // keeps its deadline and in-flight revoke
+        continue;
+      }
       Entry entry;
       entry.ttl_seconds = info.ttl_seconds;
       const bool resumed = info.remaining_ttl_seconds > 0;
@@ -56,7 +62,8 @@ Result<size_t> LeaseManager::Rebuild() {
       entry.checkpointed = resumed;
       leases_[info.id] = entry;
     }
-    last_checkpoint_nanos_ = clock_->NowNanos();
+    if (!keep_known) last_checkpoint_nanos_ = clock_->NowNanos();
+    last_reconcile_nanos_ = clock_->NowNanos();
   }
   return leases.size();
 }
@@ -154,6 +161,22 @@ void LeaseManager::Revoke(int64_t id, Done<etcdserverpb::LeaseRevokeResponse> do
 }
 
 Result<int64_t> LeaseManager::Renew(int64_t id) {
+  // Only the leader keeps deadlines that count (etcd forwards keep-alives to the leader).
+  if (renew_forwarder_ && !node_->IsLeader()) return renew_forwarder_(id);
+  return RenewHere(id);
+}
+
+Result<int64_t> LeaseManager::RenewHere(int64_t id) {
+  if (node_->LeaderId() != node_->member_id()) {
+    // A forwarded renewal that reached a member which lost the lead: the follower retries.
+    if (renew_forwarder_) return Status::Unavailable("etcdserver: not leader");
+  }
+  {
+    // A lease granted through another member that this leader has not merged yet.
+    std::lock_guard lock(mutex_);
+    if (!leases_.contains(id)) reconcile_wanted_ = true;
+  }
+  if (reconcile_wanted_.exchange(false)) (void)Rebuild(/*keep_known=*/true);
   bool clear_checkpoint = false;
   int64_t ttl = 0;
   {
@@ -207,6 +230,17 @@ void LeaseManager::Tick() {
   if (!node_->IsLeader()) {
     leading_ = false;
     return;
+  }
+  // Leases granted through other members reach this map only through the state: merge them
+  // in about once a second (those this member knows keep their deadlines).
+  bool reconcile = false;
+  {
+    std::lock_guard lock(mutex_);
+    reconcile = clock_->NowNanos() - last_reconcile_nanos_ >= kReconcileIntervalNanos;
+  }
+  if (leading_ && reconcile) {
+    Result<size_t> merged = Rebuild(/*keep_known=*/true);
+    if (!merged.ok()) Logger()->warn("merging leases: {}", merged.status().ToString());
   }
   if (!leading_) {
     leading_ = true;

@@ -15,6 +15,7 @@
 // update the map under mutex_. The Node must outlive the manager; call Stop before closing it.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -75,6 +76,14 @@ class LeaseManager {
   // Moves the deadline to now + TTL and returns the TTL. Errors: NotFound (unknown lease or
   // one being revoked).
   Result<int64_t> Renew(int64_t id);
+  // Renew on this member, for renewals forwarded by followers (Unavailable when this member
+  // no longer leads).
+  Result<int64_t> RenewHere(int64_t id);
+  // How a follower renews at the leader (a blocking call with a deadline). Default: none =
+  // renew here. REQUIRES: set before Start.
+  void set_renew_forwarder(std::function<Result<int64_t>(int64_t id)> forwarder) {
+    renew_forwarder_ = std::move(forwarder);
+  }
   // Whole seconds left (etcd truncates), or nullopt for an unknown lease.
   std::optional<int64_t> RemainingSeconds(int64_t id);
   size_t Count();
@@ -95,8 +104,10 @@ class LeaseManager {
     bool checkpointed = false;  // a remaining TTL > 0 is recorded in the state
   };
 
-  // Replaces the deadlines with now + the remaining (or full) TTL of every lease in the state.
-  Result<size_t> Rebuild();
+  // Replaces the deadlines with now + the remaining (or full) TTL of every lease in the state;
+  // with keep_known, leases already in the map keep theirs (and vanished ones are dropped).
+  Result<size_t> Rebuild(bool keep_known = false);
+  static constexpr uint64_t kReconcileIntervalNanos = 1'000'000'000;
   void OnRevoked(int64_t id, const Status& status);
   void TickerLoop();
   uint64_t DeadlineAfter(int64_t seconds);
@@ -115,6 +126,9 @@ class LeaseManager {
   bool stopped_ = false;
   // Tick only: whether this member led at the last tick. Starts true: Start rebuilt already.
   bool leading_ = true;
+  uint64_t last_reconcile_nanos_ = 0;  // GUARDED_BY(mutex_)
+  std::atomic<bool> reconcile_wanted_{false};
+  std::function<Result<int64_t>(int64_t id)> renew_forwarder_;
   std::thread ticker_;
 };
 

@@ -125,6 +125,16 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   SpaceQuota* quota = server->space_quota_.get();
   server->node_->SetAdmission(
       [quota](const command::Command& command) { return quota->Admit(command); });
+  server->lease_renew_client_ =
+      std::make_unique<transport::LeaseRenewClient>(server->identity_.cluster_id());
+  server->lease_manager_->set_renew_forwarder([s = server.get()](int64_t id) -> Result<int64_t> {
+    command::Member leader;
+    if (s->node_->LeaderId() == 0 || !s->node_->membership()->Get(s->node_->LeaderId(), &leader) ||
+        leader.peer_urls().empty()) {
+      return Status::Unavailable("etcdserver: no leader");
+    }
+    return s->lease_renew_client_->Renew(leader.peer_urls(0), id, 1000);
+  });
   Status leases = server->lease_manager_->Start();
   if (!leases.ok()) {
     (void)server->Shutdown();
@@ -287,6 +297,8 @@ Status Server::ListenPeers() {
                                                  if (node::Node* node = node_slot->load())
                                                    node->Step(std::move(message));
                                                });
+  peer_service_->set_renew_lease(
+      [manager = lease_manager_.get()](int64_t id) { return manager->RenewHere(id); });
   peer_service_->set_list_members([node = node_.get()] {
     std::vector<std::pair<raft::NodeId, std::vector<std::string>>> members;
     for (const command::Member& member : node->membership()->List()) {

@@ -106,6 +106,7 @@ class Server {
   std::shared_ptr<transport::GrpcTransport> transport_;
   std::shared_ptr<std::atomic<node::Node*>> node_slot_;  // where peer callbacks find the node
   std::unique_ptr<transport::PeerService> peer_service_;
+  std::unique_ptr<transport::LeaseRenewClient> lease_renew_client_;  // follower keep-alives
   std::unique_ptr<grpc::Server> peer_server_;
   std::vector<std::string> peer_addresses_;
   std::thread publisher_;

@@ -835,4 +835,53 @@ Result<std::vector<std::pair<raft::NodeId, std::vector<std::string>>>> FetchMemb
   return Status::Unavailable("no member answered with the membership:" + errors);
 }
 
+grpc::ServerUnaryReactor* PeerService::LeaseRenew(grpc::CallbackServerContext* context,
+                                                  const raft::v1::LeaseRenewRequest* request,
+                                                  raft::v1::LeaseRenewResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (request->cluster_id() != cluster_id_) {
+    reactor->Finish(grpc::Status(grpc::FAILED_PRECONDITION, "cairn: wrong cluster id"));
+    return reactor;
+  }
+  if (!renew_lease_) {
+    reactor->Finish(grpc::Status(grpc::UNAVAILABLE, "cairn: leases are not served here"));
+    return reactor;
+  }
+  Result<int64_t> ttl = renew_lease_(request->id());
+  if (ttl.ok()) {
+    response->set_ttl(*ttl);
+    reactor->Finish(grpc::Status::OK);
+  } else {
+    const grpc::StatusCode code =
+        ttl.status().code() == StatusCode::kNotFound ? grpc::NOT_FOUND : grpc::UNAVAILABLE;
+    reactor->Finish(grpc::Status(code, std::string(ttl.status().message())));
+  }
+  return reactor;
+}
+
+Result<int64_t> LeaseRenewClient::Renew(const std::string& peer_url, int64_t id,
+                                        int64_t timeout_ms) {
+  raft::v1::Raft::Stub* stub = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = stubs_.find(peer_url);
+    if (it == stubs_.end()) {
+      CAIRN_ASSIGN_OR_RETURN(std::string address, PeerUrlToAddress(peer_url));
+      auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+      it = stubs_.emplace(peer_url, raft::v1::Raft::NewStub(channel)).first;
+    }
+    stub = it->second.get();  // stubs are never removed: the pointer stays valid
+  }
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+  raft::v1::LeaseRenewRequest request;
+  request.set_cluster_id(cluster_id_);
+  request.set_id(id);
+  raft::v1::LeaseRenewResponse response;
+  grpc::Status status = stub->LeaseRenew(&context, request, &response);
+  if (status.ok()) return response.ttl();
+  if (status.error_code() == grpc::NOT_FOUND) return Status::NotFound(status.error_message());
+  return Status::Unavailable("renewing lease at the leader: " + status.error_message());
+}
+
 }  // namespace cairn::transport

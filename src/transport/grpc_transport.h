@@ -220,6 +220,14 @@ class PeerService final : public raft::v1::Raft::CallbackService {
                                     const raft::v1::MembersRequest* request,
                                     raft::v1::MembersResponse* response) override;
 
+  grpc::ServerUnaryReactor* LeaseRenew(grpc::CallbackServerContext* context,
+                                       const raft::v1::LeaseRenewRequest* request,
+                                       raft::v1::LeaseRenewResponse* response) override;
+  // Renews a lease here for LeaseRenew (the leader's lease manager). REQUIRES: set before the
+  // server starts.
+  using RenewLease = std::function<Result<int64_t>(int64_t id)>;
+  void set_renew_lease(RenewLease renew) { renew_lease_ = std::move(renew); }
+
   // Lists the members (id, peer URLs) for Members. REQUIRES: set before the server starts.
   using ListMembers =
       std::function<std::vector<std::pair<raft::NodeId, std::vector<std::string>>>()>;
@@ -240,6 +248,21 @@ class PeerService final : public raft::v1::Raft::CallbackService {
   const Deliver deliver_;
   const uint64_t snapshot_bytes_max_;
   ListMembers list_members_;
+  RenewLease renew_lease_;
+};
+
+// Renews leases at another member's peer service (LeaseRenew), keeping one channel per peer
+// URL. Thread-safe.
+class LeaseRenewClient {
+ public:
+  explicit LeaseRenewClient(uint64_t cluster_id) : cluster_id_(cluster_id) {}
+  // The lease's TTL; NotFound for an unknown lease; Unavailable when the peer cannot answer.
+  Result<int64_t> Renew(const std::string& peer_url, int64_t id, int64_t timeout_ms);
+
+ private:
+  const uint64_t cluster_id_;
+  std::mutex mutex_;
+  std::map<std::string, std::unique_ptr<raft::v1::Raft::Stub>> stubs_;  // GUARDED_BY(mutex_)
 };
 
 // Asks the members at `peer_urls` (the first that answers) for the membership: (id, peer

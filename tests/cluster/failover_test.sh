@@ -10,7 +10,10 @@
 #   4. SIGKILL of all members, restart of all: nothing acknowledged is lost;
 #   5. a linearizable read on a follower sees a write acknowledged by the leader just before;
 #   6. member add + a fourth member joining with --initial-cluster-state existing catches up,
-#      then member remove of another member; the remaining three converge and take writes.
+#      then member remove of another member; the remaining three converge and take writes;
+#   7. a lease granted and kept alive through a follower outlives its TTL (the follower
+#      forwards keep-alives to the leader, which alone expires leases), and expires once the
+#      keep-alives stop.
 # Usage: failover_test.sh path/to/cairnd
 set -euo pipefail
 CAIRND=$1
@@ -193,4 +196,28 @@ expect_eq "members after remove" "$(ctl --endpoints "$ALL" member list | wc -l)"
 for n in $(seq 1 10); do put_via 3 || fail "write through the added member"; done
 wait_converged
 for i in "${MEMBERS[@]}"; do check_member_has_all "$i"; done
-echo "PASS: $(wc -l <"$ACKED") acknowledged writes survived leader, follower and full-cluster kills and a membership change"
+# 7. Leases through a follower.
+wait_leader
+FOLLOWER=""
+for i in "${MEMBERS[@]}"; do [ "$i" != "$L" ] && FOLLOWER=$i && break; done
+FEP="127.0.0.1:${CLIENT[$FOLLOWER]}"
+LEASE=$(ctl --endpoints "$FEP" lease grant 2 | awk '{print $2}')
+ctl --endpoints "$FEP" put --lease="$LEASE" leased v >/dev/null || fail "put with a lease"
+"$ETCDCTL" --endpoints "$FEP" lease keep-alive "$LEASE" >"$TEST_DIR/keepalive.log" 2>&1 &
+KEEPALIVE=$!
+BACKGROUND+=("$KEEPALIVE")
+sleep 4
+expect_eq "leased key kept alive through a follower (2 s TTL, 4 s later)" \
+  "$(ctl --endpoints "127.0.0.1:${CLIENT[$L]}" get leased --print-value-only)" "v"
+# (SIGTERM: a background job of a non-interactive shell ignores SIGINT.)
+kill -TERM "$KEEPALIVE" 2>/dev/null || true
+wait "$KEEPALIVE" 2>/dev/null || true
+BACKGROUND=()
+gone=""
+for _ in $(seq 1 100); do
+  gone=$(ctl --endpoints "127.0.0.1:${CLIENT[$L]}" get leased --print-value-only)
+  [ -z "$gone" ] && break
+  sleep 0.1
+done
+expect_eq "leased key expired once keep-alives stopped" "$gone" ""
+echo "PASS: $(wc -l <"$ACKED") acknowledged writes survived leader, follower and full-cluster kills and a membership change; leases kept alive through a follower"
