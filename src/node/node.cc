@@ -82,6 +82,9 @@ Result<std::unique_ptr<Node>> Node::Open(NodeOptions options) {
   node->apply_thread_ = std::thread([n = node.get()] { n->ApplyLoop(); });
   node->raft_thread_ = std::thread([n = node.get()] { n->RaftLoop(); });
   node->checkpoint_thread_ = std::thread([n = node.get()] { n->CheckpointLoop(); });
+  for (size_t i = 0; i < node->options_.read_threads; ++i) {
+    node->read_threads_.emplace_back([n = node.get()] { n->ReadLoop(); });
+  }
   if (sole_voter) {
     // A single voter commits its whole log as soon as it is elected: replay it before serving,
     // so that reads after Open see every acknowledged write.
@@ -510,7 +513,9 @@ void Node::Submit(Inbox& inbox) {
     if (single_voter_leader_.load()) {
       for (PendingRead& read : inbox.reads) read.done(Status::Ok());
     } else {
-      std::string context = std::to_string(++read_context_counter_);
+      // Unique across members: the leader tells apart (and deduplicates) requests by context.
+      std::string context =
+          std::to_string(options_.member_id) + "/" + std::to_string(++read_context_counter_);
       Status status = raw_->ReadIndex(context);
       if (!status.ok()) {
         if (raft::IsProposalDropped(status)) status = NoLeaderError();
@@ -659,7 +664,7 @@ void Node::ServeReadStates(std::vector<raft::ReadState>& read_states) {
     std::vector<PendingRead> reads = std::move(it->second);
     reads_in_flight_.erase(it);
     if (applier_->AppliedIndex() >= state.index) {
-      for (PendingRead& read : reads) read.done(Status::Ok());
+      ReleaseReads(std::move(reads));
       continue;
     }
     std::lock_guard lock(reads_mutex_);
@@ -805,7 +810,38 @@ void Node::ServeAppliedReads(uint64_t applied) {
     }
     reads_waiting_apply_.erase(reads_waiting_apply_.begin(), end);
   }
-  for (PendingRead& read : ready) read.done(Status::Ok());
+  if (!ready.empty()) ReleaseReads(std::move(ready));
+}
+
+void Node::ReleaseReads(std::vector<PendingRead> reads) {
+  // The reads run on the read threads: the raft and apply threads must not wait for them.
+  {
+    std::lock_guard lock(read_queue_mutex_);
+    if (!read_threads_stopping_) {
+      for (PendingRead& read : reads) read_queue_.push_back(std::move(read.done));
+      read_queue_cv_.notify_all();
+      return;
+    }
+  }
+  for (PendingRead& read : reads) read.done(Status::Ok());
+}
+
+void Node::ReadLoop() {
+  std::vector<ReadDone> taken;
+  while (true) {
+    {
+      std::unique_lock lock(read_queue_mutex_);
+      read_queue_cv_.wait(lock, [&] { return read_threads_stopping_ || !read_queue_.empty(); });
+      if (read_queue_.empty()) return;  // stopping and drained
+      const size_t n = std::min<size_t>(read_queue_.size(), kReadBatchMax);
+      for (size_t i = 0; i < n; ++i) {
+        taken.push_back(std::move(read_queue_.front()));
+        read_queue_.pop_front();
+      }
+    }
+    for (ReadDone& done : taken) done(Status::Ok());
+    taken.clear();
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -903,6 +939,13 @@ Status Node::Close() {
   checkpoint_wanted_.notify_all();
   if (apply_thread_.joinable()) apply_thread_.join();
   if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
+  {
+    std::lock_guard lock(read_queue_mutex_);
+    read_threads_stopping_ = true;
+  }
+  read_queue_cv_.notify_all();
+  for (std::thread& thread : read_threads_) thread.join();  // they drain the queue first
+  read_threads_.clear();
   FailAllWaiters(StoppingError());
   {
     std::lock_guard lock(reads_mutex_);

@@ -17,9 +17,10 @@
 // configuration changes, one at a time. A new cluster is bootstrapped by writing its initial
 // members as configuration-change entries 1..n on every member (etcd does the same).
 //
-// Threads: the raft thread (ticks, messages, proposals, persistence), the apply thread and a
-// checkpoint thread. Every public method is thread-safe. Callbacks run on the raft or the
-// apply thread: they must be short and must not call back into the Node synchronously.
+// Threads: the raft thread (ticks, messages, proposals, persistence), the apply thread, a
+// checkpoint thread and the read threads. Every public method is thread-safe. Callbacks run on
+// the raft, apply or read threads: they must be short and must not call back into the Node
+// synchronously. ReadIndex callbacks run on a read thread (or the caller's, on a sole voter).
 #pragma once
 
 #include <atomic>
@@ -103,6 +104,9 @@ struct NodeOptions {
   // applied index so that a lagging follower catches up from the log (snapshot transfer to
   // followers is not implemented yet). Default: 1,000,000.
   uint64_t cluster_log_retention_entries = 1'000'000;
+  // Threads that run linearizable reads once their read index is applied (a sole voter's
+  // reads run on the caller's thread instead). Default: 2.
+  size_t read_threads = 2;
   // Most bytes of recent log entries kept in memory for replication. Default: 64 MiB.
   uint64_t log_cache_bytes_max = 64ull << 20;
 
@@ -258,6 +262,10 @@ class Node {
   void ApplyLoop();
   void ApplyEntries(std::vector<raft::Entry>& entries);
   void ServeAppliedReads(uint64_t applied);
+  // Hands reads whose index is applied to the read threads.
+  void ReleaseReads(std::vector<PendingRead> reads);
+  void ReadLoop();
+  static constexpr size_t kReadBatchMax = 256;
 
   void CheckpointLoop();
   void Fail(const Status& status);
@@ -323,6 +331,12 @@ class Node {
   std::atomic<bool> failed_{false};
   std::atomic<uint64_t> checkpointed_index_{0};
   std::mutex checkpoint_mutex_;  // serializes Checkpoint()
+  // Reads ready to run (read threads).
+  std::mutex read_queue_mutex_;
+  std::condition_variable read_queue_cv_;
+  std::deque<ReadDone> read_queue_;     // GUARDED_BY(read_queue_mutex_)
+  bool read_threads_stopping_ = false;  // GUARDED_BY(read_queue_mutex_)
+  std::vector<std::thread> read_threads_;
   std::thread apply_thread_;
   std::thread checkpoint_thread_;
   bool closed_ = false;
