@@ -1,0 +1,383 @@
+#include "tests/cluster/cluster_harness.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "etcdserverpb/rpc.grpc.pb.h"
+
+namespace cairn::cluster_test {
+namespace {
+
+// Maintenance calls to a live member on loopback answer in milliseconds; a member that does
+// not answer within this is treated as down for the poll.
+constexpr int kMaintenanceDeadlineMs = 500;
+constexpr int kPollIntervalMs = 50;
+
+std::chrono::system_clock::time_point DeadlineIn(int ms) {
+  return std::chrono::system_clock::now() + std::chrono::milliseconds(ms);
+}
+
+std::chrono::steady_clock::time_point SteadyIn(int ms) {
+  return std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+}
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> MakeLoopbackChannel(const std::string& address) {
+  grpc::ChannelArguments arguments;
+  arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 300);
+  // A channel per address, not shared through gRPC's global subchannel pool: a test's
+  // channels must not keep each other's broken connections.
+  arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel("ipv4:" + address, grpc::InsecureChannelCredentials(),
+                                   arguments);
+}
+
+int FreeLoopbackPort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof(address);
+  int port = -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+    port = ntohs(address.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+ClusterHarness::ClusterHarness(ClusterOptions options) : options_(std::move(options)) {}
+
+ClusterHarness::~ClusterHarness() {
+  for (int i = 0; i < size(); ++i) Kill(i);
+}
+
+std::string ClusterHarness::InitialCluster() const {
+  std::string initial;
+  for (const Member& member : members_) {
+    initial += (initial.empty() ? "" : ",") + member.name + "=" + member.peer_url;
+  }
+  return initial;
+}
+
+bool ClusterHarness::Start(std::string* error) {
+  // Two ports per member, all picked before any member starts: the peer URLs go into every
+  // member's --initial-cluster. Holding them all at once is not possible (the members bind
+  // them), so distinct picks are enforced instead.
+  std::vector<int> ports;
+  while (ports.size() < 2 * static_cast<size_t>(options_.members)) {
+    const int port = FreeLoopbackPort();
+    if (port <= 0) {
+      *error = "no free loopback port";
+      return false;
+    }
+    if (std::find(ports.begin(), ports.end(), port) == ports.end()) ports.push_back(port);
+  }
+  members_.resize(options_.members);
+  for (int i = 0; i < options_.members; ++i) {
+    Member& member = members_[i];
+    member.name = "m" + std::to_string(i);
+    member.client_address = "127.0.0.1:" + std::to_string(ports[2 * i]);
+    member.peer_url = "http://127.0.0.1:" + std::to_string(ports[2 * i + 1]);
+    member.data_dir = options_.dir + "/" + member.name;
+    member.log_path = options_.dir + "/" + member.name + ".log";
+  }
+  for (int i = 0; i < size(); ++i) {
+    if (!Spawn(i, error)) return false;
+  }
+  return true;
+}
+
+bool ClusterHarness::Spawn(int i, std::string* error) {
+  Member& member = members_[i];
+  const std::string client_url = "http://" + member.client_address;
+  const std::vector<std::string> argv = {
+      options_.cairnd_path,
+      "--name",
+      member.name,
+      "--data-dir",
+      member.data_dir,
+      "--initial-cluster",
+      InitialCluster(),
+      "--listen-client-urls",
+      client_url,
+      "--advertise-client-urls",
+      client_url,
+      "--listen-peer-urls",
+      member.peer_url,
+      "--initial-advertise-peer-urls",
+      member.peer_url,
+      "--heartbeat-interval",
+      std::to_string(options_.heartbeat_interval_ms),
+      "--election-timeout",
+      std::to_string(options_.election_timeout_ms),
+      "--listen-metrics-urls",
+      "",
+  };
+  const int log_fd = open(member.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) {
+    *error = "open " + member.log_path + ": " + std::strerror(errno);
+    return false;
+  }
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) {
+    *error = std::string("fork: ") + std::strerror(errno);
+    close(log_fd);
+    return false;
+  }
+  if (pid == 0) {
+    // Child: die with the test; stdout and stderr to the log.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    dup2(log_fd, STDOUT_FILENO);
+    dup2(log_fd, STDERR_FILENO);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(log_fd);
+  member.pid = pid;
+  member.stopped = false;
+  return true;
+}
+
+bool ClusterHarness::Running(int i) {
+  Member& member = members_[i];
+  if (member.pid < 0) return false;
+  int status = 0;
+  if (waitpid(member.pid, &status, WNOHANG) == member.pid) {
+    member.pid = -1;
+    member.stopped = false;
+    return false;
+  }
+  return true;
+}
+
+void ClusterHarness::Kill(int i) {
+  Member& member = members_[i];
+  if (member.pid < 0) return;
+  kill(member.pid, SIGKILL);
+  int status = 0;
+  waitpid(member.pid, &status, 0);
+  member.pid = -1;
+  member.stopped = false;
+}
+
+void ClusterHarness::Stop(int i) {
+  if (members_[i].pid < 0) return;
+  kill(members_[i].pid, SIGSTOP);
+  members_[i].stopped = true;
+}
+
+void ClusterHarness::Continue(int i) {
+  if (members_[i].pid < 0) return;
+  kill(members_[i].pid, SIGCONT);
+  members_[i].stopped = false;
+}
+
+bool ClusterHarness::Restart(int i, std::string* error) {
+  if (Running(i)) {
+    *error = members_[i].name + " is still running";
+    return false;
+  }
+  return Spawn(i, error);
+}
+
+std::optional<uint64_t> ClusterHarness::MemberId(int i) {
+  Member& member = members_[i];
+  if (member.id.has_value()) return member.id;
+  if (member.pid < 0 || member.stopped) return std::nullopt;
+  auto stub = etcdserverpb::Maintenance::NewStub(Channel(i));
+  grpc::ClientContext context;
+  context.set_deadline(DeadlineIn(kMaintenanceDeadlineMs));
+  etcdserverpb::StatusResponse response;
+  if (!stub->Status(&context, etcdserverpb::StatusRequest(), &response).ok()) return std::nullopt;
+  if (response.header().member_id() != 0) member.id = response.header().member_id();
+  return member.id;
+}
+
+int ClusterHarness::LeaderIndex() {
+  int leader = -1;
+  uint64_t leader_term = 0;
+  std::ostringstream poll;
+  for (int i = 0; i < size(); ++i) {
+    if (!Running(i) || members_[i].stopped) continue;
+    auto stub = etcdserverpb::Maintenance::NewStub(Channel(i));
+    grpc::ClientContext context;
+    context.set_deadline(DeadlineIn(kMaintenanceDeadlineMs));
+    etcdserverpb::StatusResponse response;
+    const grpc::Status status = stub->Status(&context, etcdserverpb::StatusRequest(), &response);
+    if (!status.ok()) {
+      poll << " " << members_[i].name << ": code " << status.error_code() << " "
+           << status.error_message() << ";";
+      continue;
+    }
+    poll << " " << members_[i].name << ": id " << std::hex << response.header().member_id()
+         << " leader " << response.leader() << std::dec << " term " << response.raftterm() << ";";
+    const uint64_t id = response.header().member_id();
+    if (id != 0) members_[i].id = id;
+    if (id != 0 && response.leader() == id && (leader < 0 || response.raftterm() > leader_term)) {
+      leader = i;
+      leader_term = response.raftterm();
+    }
+  }
+  last_poll_ = poll.str();
+  return leader;
+}
+
+int ClusterHarness::WaitForLeader(int timeout_ms) {
+  const auto deadline = SteadyIn(timeout_ms);
+  while (true) {
+    const int leader = LeaderIndex();
+    if (leader >= 0 || std::chrono::steady_clock::now() > deadline) return leader;
+    std::this_thread::sleep_for(std::chrono::milliseconds(kPollIntervalMs));
+  }
+}
+
+std::string ClusterHarness::DescribeMembers() {
+  std::ostringstream out;
+  out << "last leader poll:" << last_poll_ << "\n";
+  for (int i = 0; i < size(); ++i) {
+    out << members_[i].name << " " << members_[i].client_address << ": ";
+    if (!Running(i)) {
+      out << "not running\n";
+      continue;
+    }
+    out << "pid " << members_[i].pid << (members_[i].stopped ? " (stopped) " : " ");
+    auto stub = etcdserverpb::Maintenance::NewStub(Channel(i));
+    grpc::ClientContext context;
+    context.set_deadline(DeadlineIn(kMaintenanceDeadlineMs));
+    etcdserverpb::StatusResponse response;
+    const grpc::Status status = stub->Status(&context, etcdserverpb::StatusRequest(), &response);
+    if (!status.ok()) {
+      out << "Status failed: code " << status.error_code() << " " << status.error_message() << "\n";
+      continue;
+    }
+    out << std::hex << "id " << response.header().member_id() << " leader " << response.leader()
+        << std::dec << " term " << response.raftterm() << " index " << response.raftindex()
+        << " applied " << response.raftappliedindex() << "\n";
+  }
+  return out.str();
+}
+
+namespace {
+
+bool HashKvAt(const std::shared_ptr<grpc::Channel>& channel, int64_t revision, MemberHash* hash,
+              std::string* error) {
+  auto stub = etcdserverpb::Maintenance::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(DeadlineIn(kMaintenanceDeadlineMs));
+  etcdserverpb::HashKVRequest request;
+  request.set_revision(revision);
+  etcdserverpb::HashKVResponse response;
+  const grpc::Status status = stub->HashKV(&context, request, &response);
+  if (!status.ok()) {
+    *error = "HashKV(" + std::to_string(revision) + "): " + status.error_message();
+    return false;
+  }
+  // hash_revision is the revision the hash covers; older servers leave it 0 and mean the
+  // header revision (HashKV(0)) or the requested one.
+  hash->revision = response.hash_revision() != 0 ? response.hash_revision()
+                   : revision != 0               ? revision
+                                                 : response.header().revision();
+  hash->hash = response.hash();
+  return true;
+}
+
+std::string DescribeHashes(const std::map<int, MemberHash>& hashes) {
+  std::ostringstream out;
+  for (const auto& [member, hash] : hashes) {
+    out << " m" << member << "=(rev " << hash.revision << ", hash " << hash.hash << ")";
+  }
+  return out.str();
+}
+
+}  // namespace
+
+bool ClusterHarness::HashKvAll(std::map<int, MemberHash>* hashes, std::string* error) {
+  hashes->clear();
+  int64_t common_revision = -1;
+  for (int i = 0; i < size(); ++i) {
+    if (!Running(i) || members_[i].stopped) continue;
+    MemberHash current;
+    if (!HashKvAt(Channel(i), 0, &current, error)) {
+      *error = members_[i].name + ": " + *error;
+      return false;
+    }
+    if (common_revision < 0 || current.revision < common_revision) {
+      common_revision = current.revision;
+    }
+  }
+  for (int i = 0; i < size(); ++i) {
+    if (!Running(i) || members_[i].stopped) continue;
+    if (!HashKvAt(Channel(i), common_revision, &(*hashes)[i], error)) {
+      *error = members_[i].name + ": " + *error;
+      return false;
+    }
+  }
+  return true;
+}
+
+bool ClusterHarness::WaitConverged(int timeout_ms, std::string* error) {
+  const auto deadline = SteadyIn(timeout_ms);
+  std::map<int, MemberHash> hashes;
+  std::string last_error;
+  while (std::chrono::steady_clock::now() < deadline) {
+    hashes.clear();
+    last_error.clear();
+    bool all_answered = true;
+    for (int i = 0; i < size() && all_answered; ++i) {
+      if (!Running(i) || members_[i].stopped) continue;
+      all_answered = HashKvAt(Channel(i), 0, &hashes[i], &last_error);
+      if (!all_answered) last_error = members_[i].name + ": " + last_error;
+    }
+    if (all_answered && !hashes.empty() &&
+        std::all_of(hashes.begin(), hashes.end(),
+                    [&](const auto& entry) { return entry.second == hashes.begin()->second; })) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(kPollIntervalMs));
+  }
+  *error = "members did not converge within " + std::to_string(timeout_ms) +
+           " ms; last HashKV(0):" + DescribeHashes(hashes) +
+           (last_error.empty() ? "" : "; " + last_error);
+  return false;
+}
+
+std::string ClusterHarness::LogTails(size_t bytes_max) const {
+  std::ostringstream out;
+  for (const Member& member : members_) {
+    std::ifstream in(member.log_path, std::ios::binary);
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    std::string text = buffer.str();
+    if (text.size() > bytes_max) text = "..." + text.substr(text.size() - bytes_max);
+    out << "--- " << member.name << " (" << member.log_path << ")\n" << text << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace cairn::cluster_test
