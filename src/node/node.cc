@@ -290,11 +290,8 @@ void Node::Propose(command::Command command, Done done) {
   Status refused;
   {
     std::lock_guard lock(inbox_mutex_);
-    if (raft_stopping_) {
-      refused = StoppingError();
-    } else if (inbox_requests_ >= options_.inbox_requests_max) {
-      refused = TooManyRequestsError();
-    } else {
+    refused = InboxRefusal();
+    if (refused.ok()) {
       CAIRN_CHECK(RegisterWaiter(
           request_id,
           Waiter{.done = std::move(done), .deadline_ms = NowMs() + options_.request_timeout_ms}));
@@ -307,6 +304,12 @@ void Node::Propose(command::Command command, Done done) {
     return;
   }
   inbox_cv_.notify_one();
+}
+
+Status Node::InboxRefusal() const {
+  if (raft_stopping_) return StoppingError();
+  if (inbox_requests_ >= options_.inbox_requests_max) return TooManyRequestsError();
+  return Status::Ok();
 }
 
 void Node::ProposeConfigChange(raft::ConfigChangeType type, command::Member member,
@@ -355,11 +358,8 @@ void Node::ReadIndex(ReadDone done) {
   Status refused;
   {
     std::lock_guard lock(inbox_mutex_);
-    if (raft_stopping_) {
-      refused = StoppingError();
-    } else if (inbox_requests_ >= options_.inbox_requests_max) {
-      refused = TooManyRequestsError();
-    } else {
+    refused = InboxRefusal();
+    if (refused.ok()) {
       inbox_.reads.push_back(PendingRead{std::move(done), NowMs() + options_.request_timeout_ms});
       ++inbox_requests_;
     }

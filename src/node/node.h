@@ -243,6 +243,8 @@ class Node {
   Status Bootstrap();
   uint64_t NextRequestId() { return next_request_id_.fetch_add(1, std::memory_order_relaxed); }
   bool RegisterWaiter(uint64_t request_id, Waiter waiter);
+  // Why the inbox refuses a request now (stopping, full), or OK. REQUIRES: inbox_mutex_ held.
+  Status InboxRefusal() const;
   std::optional<Waiter> TakeWaiter(uint64_t request_id);
   void FailAllWaiters(const Status& status);
   int64_t NowMs() const;

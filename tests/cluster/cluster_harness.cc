@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "etcdserverpb/rpc.grpc.pb.h"
+#include "tests/diff/child_process.h"
 
 namespace cairn::cluster_test {
 namespace {
@@ -49,23 +50,6 @@ std::shared_ptr<grpc::Channel> MakeLoopbackChannel(const std::string& address) {
                                    arguments);
 }
 
-int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof(address);
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 ClusterHarness::ClusterHarness(ClusterOptions options) : options_(std::move(options)) {}
 
 ClusterHarness::~ClusterHarness() {
@@ -86,7 +70,7 @@ bool ClusterHarness::Start(std::string* error) {
   // them), so distinct picks are enforced instead.
   std::vector<int> ports;
   while (ports.size() < 2 * static_cast<size_t>(options_.members)) {
-    const int port = FreeLoopbackPort();
+    const int port = diff::FreeLoopbackPort();
     if (port <= 0) {
       *error = "no free loopback port";
       return false;

@@ -48,9 +48,6 @@ struct MemberHash {
 // soon as it listens take a fresh channel instead of keeping one.
 std::shared_ptr<grpc::Channel> MakeLoopbackChannel(const std::string& address);
 
-// A loopback TCP port that was free a moment ago (bind to port 0, read it, close).
-int FreeLoopbackPort();
-
 class ClusterHarness {
  public:
   explicit ClusterHarness(ClusterOptions options);
