@@ -1,25 +1,15 @@
 #include "tests/cluster/cluster_harness.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
 #include "etcdserverpb/rpc.grpc.pb.h"
-#include "tests/diff/child_process.h"
 
 namespace cairn::cluster_test {
 namespace {
@@ -118,68 +108,28 @@ bool ClusterHarness::Spawn(int i, std::string* error) {
       "--listen-metrics-urls",
       "",
   };
-  const int log_fd = open(member.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) {
-    *error = "open " + member.log_path + ": " + std::strerror(errno);
-    return false;
-  }
-  std::vector<char*> args;
-  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-  args.push_back(nullptr);
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) {
-    *error = std::string("fork: ") + std::strerror(errno);
-    close(log_fd);
-    return false;
-  }
-  if (pid == 0) {
-    // Child: die with the test; stdout and stderr to the log.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    dup2(log_fd, STDOUT_FILENO);
-    dup2(log_fd, STDERR_FILENO);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  close(log_fd);
-  member.pid = pid;
+  if (!member.process->Start(argv, member.log_path, error)) return false;
   member.stopped = false;
   return true;
 }
 
 bool ClusterHarness::Running(int i) {
   Member& member = members_[i];
-  if (member.pid < 0) return false;
-  int status = 0;
-  if (waitpid(member.pid, &status, WNOHANG) == member.pid) {
-    member.pid = -1;
-    member.stopped = false;
-    return false;
-  }
-  return true;
+  if (!member.process->Running()) member.stopped = false;
+  return member.process->Running();
 }
 
 void ClusterHarness::Kill(int i) {
-  Member& member = members_[i];
-  if (member.pid < 0) return;
-  kill(member.pid, SIGKILL);
-  int status = 0;
-  waitpid(member.pid, &status, 0);
-  member.pid = -1;
-  member.stopped = false;
+  members_[i].process->Kill();
+  members_[i].stopped = false;
 }
 
 void ClusterHarness::Stop(int i) {
-  if (members_[i].pid < 0) return;
-  kill(members_[i].pid, SIGSTOP);
-  members_[i].stopped = true;
+  if (members_[i].process->Signal(SIGSTOP)) members_[i].stopped = true;
 }
 
 void ClusterHarness::Continue(int i) {
-  if (members_[i].pid < 0) return;
-  kill(members_[i].pid, SIGCONT);
-  members_[i].stopped = false;
+  if (members_[i].process->Signal(SIGCONT)) members_[i].stopped = false;
 }
 
 bool ClusterHarness::Restart(int i, std::string* error) {
@@ -193,7 +143,7 @@ bool ClusterHarness::Restart(int i, std::string* error) {
 std::optional<uint64_t> ClusterHarness::MemberId(int i) {
   Member& member = members_[i];
   if (member.id.has_value()) return member.id;
-  if (member.pid < 0 || member.stopped) return std::nullopt;
+  if (member.process->pid() < 0 || member.stopped) return std::nullopt;
   auto stub = etcdserverpb::Maintenance::NewStub(Channel(i));
   grpc::ClientContext context;
   context.set_deadline(DeadlineIn(kMaintenanceDeadlineMs));
@@ -250,7 +200,7 @@ std::string ClusterHarness::DescribeMembers() {
       out << "not running\n";
       continue;
     }
-    out << "pid " << members_[i].pid << (members_[i].stopped ? " (stopped) " : " ");
+    out << "pid " << members_[i].process->pid() << (members_[i].stopped ? " (stopped) " : " ");
     auto stub = etcdserverpb::Maintenance::NewStub(Channel(i));
     grpc::ClientContext context;
     context.set_deadline(DeadlineIn(kMaintenanceDeadlineMs));

@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/diff/child_process.h"
+
 namespace cairn::cluster_test {
 
 struct ClusterOptions {
@@ -109,7 +111,7 @@ class ClusterHarness {
     std::string peer_url;
     std::string data_dir;
     std::string log_path;
-    pid_t pid = -1;
+    std::unique_ptr<diff::ChildProcess> process = std::make_unique<diff::ChildProcess>();
     bool stopped = false;
     std::optional<uint64_t> id;
   };

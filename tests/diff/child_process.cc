@@ -66,6 +66,8 @@ void ChildProcess::Kill() {
   pid_ = -1;
 }
 
+bool ChildProcess::Signal(int signal) { return pid_ >= 0 && kill(pid_, signal) == 0; }
+
 std::string ChildProcess::LogTail(size_t bytes_max) const {
   std::ifstream in(log_path_, std::ios::binary);
   std::stringstream buffer;

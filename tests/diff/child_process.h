@@ -1,5 +1,5 @@
-// Child processes for the differential test: a real etcd and a real cairnd, each started
-// with its output in a log file and killed (SIGKILL) when the owning object goes away, or
+// Child processes for the differential and cluster tests: real etcd and cairnd servers, each
+// started with its output in a log file and killed (SIGKILL) when the owning object goes away, or
 // when this process dies (PR_SET_PDEATHSIG), so a failing or crashing test leaves no
 // server behind.
 #pragma once
@@ -25,6 +25,9 @@ class ChildProcess {
   bool Running();
   // SIGKILL and reap; no-op when not running.
   void Kill();
+  // Sends `signal` (SIGSTOP, SIGCONT, ...); false when not running.
+  bool Signal(int signal);
+  pid_t pid() const { return pid_; }
   // The last bytes_max bytes of the log, for failure messages.
   std::string LogTail(size_t bytes_max = 3000) const;
   const std::string& log_path() const { return log_path_; }
