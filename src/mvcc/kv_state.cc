@@ -311,7 +311,8 @@ void KvState::WriteMeta(storage::WriteBatch* batch, const Revisions& revisions,
 // pending revision (when something changed) and keep its cache changes and events.
 template <typename Response, typename Execute>
 Status KvState::ApplyWrite(storage::WriteBatch* batch, Response* resp,
-                           std::vector<mvccpb::Event>* events, Execute execute) {
+                           std::vector<mvccpb::Event>* events, Execute execute,
+                           bool always_new_revision) {
   std::vector<mvccpb::Event> command_events;
   internal::BatchView view(batch);
   internal::CommandExecutor executor(&view, batch, pending_.current, pending_.compacted,
@@ -327,7 +328,7 @@ Status KvState::ApplyWrite(storage::WriteBatch* batch, Response* resp,
     return status;
   }
   Revisions next = pending_;
-  if (executor.changes() > 0) {
+  if (executor.changes() > 0 || always_new_revision) {
     next.current = pending_.current + 1;
     next.key_count = pending_.key_count + executor.key_delta();
     CAIRN_CHECK(next.key_count >= 0);
@@ -394,6 +395,23 @@ Status KvState::ApplyTxn(storage::WriteBatch* batch, const etcdserverpb::TxnRequ
   CAIRN_RETURN_IF_ERROR(ApplyWrite(batch, resp, events, [&](internal::CommandExecutor& executor) {
     return executor.Txn(req, /*write_txn=*/!IsTxnReadOnly(req), resp);
   }));
+  resp->mutable_header()->set_revision(pending_.current);
+  return Status::Ok();
+}
+
+Status KvState::ApplyTxnAtNewRevision(storage::WriteBatch* batch,
+                                      const etcdserverpb::TxnRequest& req,
+                                      etcdserverpb::TxnResponse* resp,
+                                      std::vector<mvccpb::Event>* events) {
+  resp->Clear();
+  CAIRN_CHECK(req.compare_size() == 0 && req.failure_size() == 0);
+  CAIRN_RETURN_IF_ERROR(ValidateTxnStructure(req));
+  CAIRN_RETURN_IF_ERROR(ApplyWrite(
+      batch, resp, events,
+      [&](internal::CommandExecutor& executor) {
+        return executor.Txn(req, /*write_txn=*/true, resp);
+      },
+      /*always_new_revision=*/true));
   resp->mutable_header()->set_revision(pending_.current);
   return Status::Ok();
 }

@@ -94,6 +94,12 @@ class KvState {
   // ErrCompacted from etcd's apply-time checks of the chosen branch.
   Status ApplyTxn(storage::WriteBatch* batch, const etcdserverpb::TxnRequest& req,
                   etcdserverpb::TxnResponse* resp, std::vector<mvccpb::Event>* events = nullptr);
+  // ApplyTxn for a write that always takes a new revision, even when `req` (no compares,
+  // success ops only) changes no key: an event-store write and its transactional outbox.
+  // Errors: as ApplyTxn.
+  Status ApplyTxnAtNewRevision(storage::WriteBatch* batch, const etcdserverpb::TxnRequest& req,
+                               etcdserverpb::TxnResponse* resp,
+                               std::vector<mvccpb::Event>* events = nullptr);
   // Deletes the existing ones of `keys` at ONE new revision (none when none exists), like a
   // txn of single-key deletes without its op limit: a lease revoke. Errors: engine errors.
   Status ApplyDeleteKeys(storage::WriteBatch* batch, const std::vector<std::string>& keys,
@@ -137,7 +143,7 @@ class KvState {
                         Status* status) const;
   template <typename Response, typename Execute>
   Status ApplyWrite(storage::WriteBatch* batch, Response* resp, std::vector<mvccpb::Event>* events,
-                    Execute execute);
+                    Execute execute, bool always_new_revision = false);
   // Moves a successful command's kv_latest changes to the batch's pending list.
   void KeepLatestChanges(std::vector<internal::LatestChange>* changes);
 

@@ -71,6 +71,11 @@ Status Applier::ApplyOne(storage::WriteBatch* batch, const command::Command& com
     case command::Command::kMemberPeerUrls:
       if (membership_ == nullptr) return Status::Internal("node: no membership");
       return membership_->ApplyPeerUrls(batch, command.member_peer_urls());
+    case command::Command::kEventsAppend:
+    case command::Command::kEventsDeleteStream:
+    case command::Command::kEventsSetMetadata:
+    case command::Command::kEventsSaveSnapshot:
+      return ApplyEvents(batch, command, result, events);
     case command::Command::REQUEST_NOT_SET:
       // An empty command still occupies its log index (deterministic no-op).
       return Status::Ok();
@@ -90,6 +95,25 @@ Status Applier::ApplyLease(storage::WriteBatch* batch, const command::Command& c
     default:
       return leases_->ApplyCheckpoint(batch, command.lease_checkpoint(),
                                       result->mutable_lease_checkpoint());
+  }
+}
+
+Status Applier::ApplyEvents(storage::WriteBatch* batch, const command::Command& command,
+                            command::CommandResult* result, std::vector<mvccpb::Event>* events) {
+  if (events_ == nullptr) return Status::Internal("node: no event store for an events command");
+  switch (command.request_case()) {
+    case command::Command::kEventsAppend:
+      return events_->ApplyAppend(batch, command.events_append(), result->mutable_events_append(),
+                                  events);
+    case command::Command::kEventsDeleteStream:
+      return events_->ApplyDeleteStream(batch, command.events_delete_stream().request(),
+                                        result->mutable_events_delete_stream());
+    case command::Command::kEventsSetMetadata:
+      return events_->ApplySetMetadata(batch, command.events_set_metadata(),
+                                       result->mutable_events_set_metadata());
+    default:
+      return events_->ApplySaveSnapshot(batch, command.events_save_snapshot(),
+                                        result->mutable_events_save_snapshot());
   }
 }
 
@@ -119,6 +143,7 @@ Status Applier::ApplyBatch(std::span<Entry> entries) {
   Status written = engine_->Write(batch.get());
   if (!written.ok()) {
     kv_->OnBatchAborted();
+    if (events_ != nullptr) events_->OnBatchAborted();
     if (alarms_ != nullptr) (void)alarms_->Reload();
     // The node stops after a failed write; the in-memory membership may be ahead of the
     // engine until it reopens.
@@ -126,6 +151,7 @@ Status Applier::ApplyBatch(std::span<Entry> entries) {
                                ".." + std::to_string(last));
   }
   kv_->OnBatchWritten();
+  if (events_ != nullptr) events_->OnBatchWritten();
   applied_index_.store(last, std::memory_order_release);
   if (sink_) sink_(kv_->CurrentRevision(), std::move(events));
   return Status::Ok();

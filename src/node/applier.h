@@ -22,6 +22,7 @@
 
 #include "cairn/command.pb.h"
 #include "src/base/result.h"
+#include "src/events/event_state.h"
 #include "src/lease/lease_state.h"
 #include "src/mvcc/kv_state.h"
 #include "src/node/alarm_state.h"
@@ -80,6 +81,8 @@ class Applier {
   void set_alarms(AlarmState* alarms) { alarms_ = alarms; }
   // The membership that configuration changes and member_attributes commands change.
   void set_membership(Membership* membership) { membership_ = membership; }
+  // The event store for events_* commands (they fail without it).
+  void set_events(events::EventState* events) { events_ = events; }
 
  private:
   Applier(storage::Engine* engine, mvcc::KvState* kv, uint64_t applied_index, EventSink sink)
@@ -90,6 +93,8 @@ class Applier {
 
   Status ApplyLease(storage::WriteBatch* batch, const command::Command& command,
                     command::CommandResult* result, std::vector<mvccpb::Event>* events);
+  Status ApplyEvents(storage::WriteBatch* batch, const command::Command& command,
+                     command::CommandResult* result, std::vector<mvccpb::Event>* events);
 
   storage::Engine* const engine_;
   mvcc::KvState* const kv_;
@@ -97,6 +102,7 @@ class Applier {
   lease::LeaseState* leases_ = nullptr;
   AlarmState* alarms_ = nullptr;
   Membership* membership_ = nullptr;
+  events::EventState* events_ = nullptr;
   std::atomic<uint64_t> applied_index_;
 };
 

@@ -116,6 +116,8 @@ Status Node::OpenParts() {
   kv_->set_lease_index(leases_.get());
   CAIRN_ASSIGN_OR_RETURN(applier_, Applier::Open(engine_.get(), kv_.get(), options_.event_sink));
   applier_->set_leases(leases_.get());
+  CAIRN_ASSIGN_OR_RETURN(events_, events::EventState::Open(engine_.get(), kv_.get()));
+  applier_->set_events(events_.get());
   CAIRN_ASSIGN_OR_RETURN(alarms_, AlarmState::Open(engine_.get()));
   applier_->set_alarms(alarms_.get());
   CAIRN_ASSIGN_OR_RETURN(membership_, Membership::Open(engine_.get()));

@@ -188,6 +188,7 @@ class Node {
 
   mvcc::KvState* kv() { return kv_.get(); }
   lease::LeaseState* leases() { return leases_.get(); }
+  events::EventState* events() { return events_.get(); }
   AlarmState* alarms() { return alarms_.get(); }
   Membership* membership() { return membership_.get(); }
   storage::Engine* engine() { return engine_.get(); }
@@ -279,6 +280,7 @@ class Node {
   std::unique_ptr<storage::Engine> engine_;
   std::unique_ptr<mvcc::KvState> kv_;
   std::unique_ptr<lease::LeaseState> leases_;
+  std::unique_ptr<events::EventState> events_;
   std::unique_ptr<AlarmState> alarms_;
   std::unique_ptr<Membership> membership_;
   std::unique_ptr<Applier> applier_;

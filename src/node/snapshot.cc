@@ -1,7 +1,5 @@
 #include "src/node/snapshot.h"
 
-#include <openssl/evp.h>
-
 #include <filesystem>
 #include <string>
 #include <system_error>
@@ -9,6 +7,7 @@
 #include "src/base/check.h"
 #include "src/base/coding.h"
 #include "src/base/crc32c.h"
+#include "src/base/sha256.h"
 #include "src/env/posix_file_system.h"
 #include "src/node/alarm_state.h"
 #include "src/node/applier.h"
@@ -21,30 +20,8 @@ namespace {
 // etcd's snapshot stream ends with the sha256 of the bytes before it, and `etcdctl snapshot
 // save` insists that (size % 512 == 32). A Cairn snapshot therefore pads its content with
 // zeros to a multiple of 512 bytes and appends the sha256 of everything before it.
-constexpr size_t kShaBytes = 32;
+constexpr size_t kShaBytes = Sha256::kDigestBytes;
 constexpr size_t kPadToBytes = 512;
-
-class Sha256 {
- public:
-  Sha256() : context_(EVP_MD_CTX_new()) {
-    CAIRN_CHECK(context_ != nullptr && EVP_DigestInit_ex(context_, EVP_sha256(), nullptr) == 1);
-  }
-  ~Sha256() { EVP_MD_CTX_free(context_); }
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  void Update(const char* data, size_t n) { CAIRN_CHECK(EVP_DigestUpdate(context_, data, n) == 1); }
-  std::string Final() {
-    std::string digest(kShaBytes, '\0');
-    unsigned int length = 0;
-    CAIRN_CHECK(EVP_DigestFinal_ex(context_, reinterpret_cast<unsigned char*>(digest.data()),
-                                   &length) == 1 &&
-                length == kShaBytes);
-    return digest;
-  }
-
- private:
-  EVP_MD_CTX* context_;
-};
 
 constexpr uint8_t kRecordKind = 1;
 constexpr uint8_t kTrailerKind = 0xFF;
@@ -260,8 +237,8 @@ Result<uint32_t> HashState(storage::Engine* engine) {
   std::shared_ptr<const storage::Snapshot> snapshot = engine->GetSnapshot();
   uint32_t crc = 0;
   std::string framed;
-  for (storage::Family family :
-       {storage::Family::kKvLatest, storage::Family::kLease, storage::Family::kMeta}) {
+  for (storage::Family family : {storage::Family::kKvLatest, storage::Family::kLease,
+                                 storage::Family::kEvents, storage::Family::kMeta}) {
     storage::ReadOptions options;
     options.snapshot = snapshot.get();
     options.fill_cache = false;

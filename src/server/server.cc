@@ -167,7 +167,9 @@ Server::Server(const ServerOptions& options, std::unique_ptr<node::Node> node)
       lease_service_(std::make_unique<LeaseService>(node_.get(), lease_manager_.get(), &identity_)),
       hub_(std::make_unique<feed::Hub>(node_->kv()->CurrentRevision(), options.watch_hub)),
       watch_service_(std::make_unique<WatchService>(node_.get(), hub_.get(), &identity_,
-                                                    WatchOptionsFor(options))) {}
+                                                    WatchOptionsFor(options))),
+      events_service_(
+          std::make_unique<EventsService>(node_.get(), &identity_, ValidationFor(options))) {}
 
 Server::~Server() { (void)Shutdown(); }
 
@@ -191,6 +193,7 @@ Status Server::Listen() {
   builder.RegisterService(cluster_service_.get());
   builder.RegisterService(lease_service_.get());
   builder.RegisterService(watch_service_.get());
+  builder.RegisterService(events_service_.get());
   lock_waiter_ = std::make_unique<PrefixWaiter>();
   waiter_slot_->store(lock_waiter_.get());
   lock_service_ = std::make_unique<LockService>(node_.get(), &identity_, lock_waiter_.get());
@@ -373,6 +376,7 @@ Status Server::Shutdown() {
   if (auto_compactor_) auto_compactor_->Stop();  // it waits on the node
   if (metrics_http_) metrics_http_->Stop();      // its gauges read the parts stopped below
   if (watch_service_) watch_service_->Stop();    // watch streams never end by themselves
+  if (events_service_) events_service_->Stop();  // nor do event subscriptions
   if (waiter_slot_) waiter_slot_->store(nullptr);
   if (lock_waiter_) lock_waiter_->Stop();  // finishes waiting Lock/Campaign/Observe calls
   if (grpc_server_) {

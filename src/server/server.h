@@ -26,6 +26,7 @@
 #include "src/server/background_worker.h"
 #include "src/server/cluster_service.h"
 #include "src/server/election_service.h"
+#include "src/server/events_service.h"
 #include "src/server/kv_service.h"
 #include "src/server/lease_manager.h"
 #include "src/server/lease_service.h"
@@ -95,6 +96,7 @@ class Server {
   std::unique_ptr<LeaseService> lease_service_;
   std::unique_ptr<feed::Hub> hub_;  // fed by the node's event sink (see Start)
   std::unique_ptr<WatchService> watch_service_;
+  std::unique_ptr<EventsService> events_service_;
   std::unique_ptr<PrefixWaiter> lock_waiter_;  // Lock and Election waits (built in Listen)
   // Where the node's event sink finds lock_waiter_ to notify of applied writes.
   std::shared_ptr<std::atomic<PrefixWaiter*>> waiter_slot_;

@@ -14,6 +14,8 @@ std::string_view FamilyName(Family family) {
       return "kv_history";
     case Family::kLease:
       return "lease";
+    case Family::kEvents:
+      return "events";
   }
   CAIRN_CHECK_MSG(false, "unknown storage family");
 }

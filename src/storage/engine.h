@@ -35,8 +35,9 @@ enum class Family : uint8_t {
   kKvLatest = 1,   // user key -> current record (live keys only)
   kKvHistory = 2,  // encoded(user key) + revision -> record or tombstone
   kLease = 3,      // leases and the keys attached to them (docs/formats/lease.md)
+  kEvents = 4,     // event store: streams, events, indexes (docs/formats/events.md)
 };
-inline constexpr int kFamilyCount = 4;
+inline constexpr int kFamilyCount = 5;
 std::string_view FamilyName(Family family);
 
 // A consistent point-in-time view of the whole engine.

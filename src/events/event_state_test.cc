@@ -1,0 +1,447 @@
+#include "src/events/event_state.h"
+
+#include <gtest/gtest.h>
+
+#include "src/mvcc/kv_test_util.h"
+
+namespace cairn::events {
+namespace {
+
+using mvcc::testing::EngineKind;
+
+constexpr int64_t kNow = 1'700'000'000'000'000'000;
+
+std::string Uuid(int n) {
+  char text[37];
+  std::snprintf(text, sizeof(text), "00000000-0000-4000-8000-%012d", n);
+  return text;
+}
+
+v1::NewEvent Event(int id, std::string type = "Created", std::string data = "{}") {
+  v1::NewEvent event;
+  event.set_id(Uuid(id));
+  event.set_type(std::move(type));
+  event.set_data(std::move(data));
+  return event;
+}
+
+class EventStateTest : public ::testing::TestWithParam<EngineKind> {
+ protected:
+  EventStateTest() : store_(GetParam()) { Attach(); }
+
+  void Attach() {
+    auto opened = EventState::Open(store_.engine(), store_.kv());
+    CAIRN_CHECK_OK(opened.status());
+    events_ = std::move(*opened);
+  }
+  void Reopen() {
+    store_.Reopen();
+    Attach();
+  }
+
+  // Applies `apply` as one batch; on success both state machines publish it.
+  template <typename F>
+  Status Apply(F&& apply) {
+    auto batch = store_.engine()->NewWriteBatch();
+    Status status = apply(batch.get());
+    if (!status.ok()) {
+      EXPECT_EQ(batch->Count(), 0u) << "a failed command left writes in the batch";
+      store_.kv()->OnBatchAborted();
+      events_->OnBatchAborted();
+      return status;
+    }
+    CAIRN_CHECK_OK(store_.engine()->Write(batch.get()));
+    store_.kv()->OnBatchWritten();
+    events_->OnBatchWritten();
+    return status;
+  }
+
+  Status Append(const std::string& stream, v1::ExpectedKind kind, uint64_t expected,
+                std::vector<v1::NewEvent> events, v1::AppendResponse* resp,
+                std::vector<etcdserverpb::RequestOp> ops = {}, int64_t created = kNow) {
+    command::EventsAppend command;
+    command.set_created_unix_nanos(created);
+    v1::AppendRequest* req = command.mutable_request();
+    req->set_stream(stream);
+    req->set_expected_kind(kind);
+    req->set_expected_version(expected);
+    for (auto& event : events) *req->add_events() = std::move(event);
+    for (auto& op : ops) *req->add_kv_ops() = std::move(op);
+    return Apply(
+        [&](storage::WriteBatch* b) { return events_->ApplyAppend(b, command, resp, nullptr); });
+  }
+
+  // Appends and expects success; returns the first version.
+  uint64_t MustAppend(const std::string& stream, std::vector<v1::NewEvent> events,
+                      int64_t created = kNow) {
+    v1::AppendResponse resp;
+    Status status = Append(stream, v1::ANY, 0, std::move(events), &resp, {}, created);
+    EXPECT_TRUE(status.ok()) << status.ToString();
+    EXPECT_TRUE(resp.has_success());
+    return resp.success().first_version();
+  }
+
+  v1::ReadStreamResponse Read(const std::string& stream, uint64_t from = 0, uint32_t count = 0,
+                              bool backwards = false, Status* status_out = nullptr,
+                              int64_t now = kNow) {
+    v1::ReadStreamRequest req;
+    req.set_stream(stream);
+    req.set_from_version(from);
+    req.set_count(count);
+    if (backwards) req.set_direction(v1::BACKWARDS);
+    v1::ReadStreamResponse resp;
+    Status status = events_->ReadStream(req, now, &resp);
+    if (status_out != nullptr) {
+      *status_out = status;
+    } else {
+      EXPECT_TRUE(status.ok()) << status.ToString();
+    }
+    return resp;
+  }
+
+  static std::vector<uint64_t> Versions(const v1::ReadStreamResponse& resp) {
+    std::vector<uint64_t> out;
+    for (const auto& e : resp.events()) out.push_back(e.version());
+    return out;
+  }
+
+  Status Delete(const std::string& stream, bool hard, v1::DeleteStreamResponse* resp) {
+    v1::DeleteStreamRequest req;
+    req.set_stream(stream);
+    req.set_hard(hard);
+    return Apply([&](storage::WriteBatch* b) { return events_->ApplyDeleteStream(b, req, resp); });
+  }
+
+  Status SetMetadata(const std::string& stream, const v1::StreamMetadata& metadata) {
+    v1::SetStreamMetadataRequest req;
+    req.set_stream(stream);
+    *req.mutable_metadata() = metadata;
+    v1::SetStreamMetadataResponse resp;
+    return Apply([&](storage::WriteBatch* b) { return events_->ApplySetMetadata(b, req, &resp); });
+  }
+
+  v1::VerifyChainResponse Verify() {
+    v1::VerifyChainResponse resp;
+    CAIRN_CHECK_OK(events_->VerifyChain(&resp));
+    return resp;
+  }
+
+  mvcc::testing::Store store_;
+  std::unique_ptr<EventState> events_;
+};
+
+TEST_P(EventStateTest, AppendAssignsVersionsAndOneRevisionPerAppend) {
+  const int64_t before = store_.kv()->CurrentRevision();
+  v1::AppendResponse resp;
+  ASSERT_TRUE(Append("order-1", v1::NO_STREAM, 0, {Event(1), Event(2), Event(3)}, &resp).ok());
+  ASSERT_TRUE(resp.has_success());
+  EXPECT_EQ(resp.success().first_version(), 0u);
+  EXPECT_EQ(resp.success().current_version(), 2u);
+  EXPECT_EQ(resp.success().position().revision(), static_cast<uint64_t>(before + 1));
+  EXPECT_EQ(resp.header().revision(), before + 1);
+  EXPECT_EQ(store_.kv()->CurrentRevision(), before + 1);
+
+  ASSERT_TRUE(Append("order-1", v1::EXACT, 2, {Event(4, "Shipped")}, &resp).ok());
+  ASSERT_TRUE(resp.has_success());
+  EXPECT_EQ(resp.success().first_version(), 3u);
+  EXPECT_EQ(store_.kv()->CurrentRevision(), before + 2);
+
+  v1::ReadStreamResponse read = Read("order-1");
+  EXPECT_EQ(Versions(read), (std::vector<uint64_t>{0, 1, 2, 3}));
+  EXPECT_TRUE(read.end_of_stream());
+  EXPECT_EQ(read.current_version(), 3u);
+  EXPECT_EQ(read.events(0).id(), Uuid(1));
+  EXPECT_EQ(read.events(3).type(), "Shipped");
+  EXPECT_EQ(read.events(0).content_type(), "application/json");
+  EXPECT_EQ(read.events(2).position().index(), 2u);
+  EXPECT_EQ(read.events(0).created_unix_nanos(), kNow);
+
+  v1::ReadStreamResponse page = Read("order-1", 1, 2);
+  EXPECT_EQ(Versions(page), (std::vector<uint64_t>{1, 2}));
+  EXPECT_FALSE(page.end_of_stream());
+  EXPECT_EQ(page.next_version(), 3u);
+  EXPECT_EQ(Versions(Read("order-1", 2, 0, /*backwards=*/true)), (std::vector<uint64_t>{2, 1, 0}));
+  EXPECT_EQ(events_->EventCount(), 4u);
+}
+
+TEST_P(EventStateTest, ExpectedVersionMismatchIsAnAnswerAndWritesNothing) {
+  MustAppend("a-1", {Event(1), Event(2)});
+  const int64_t revision = store_.kv()->CurrentRevision();
+  v1::AppendResponse resp;
+  for (auto [kind, expected] : std::vector<std::pair<v1::ExpectedKind, uint64_t>>{
+           {v1::EXACT, 0}, {v1::EXACT, 5}, {v1::NO_STREAM, 0}}) {
+    ASSERT_TRUE(Append("a-1", kind, expected, {Event(10)}, &resp).ok());
+    ASSERT_TRUE(resp.has_wrong_expected_version());
+    EXPECT_TRUE(resp.wrong_expected_version().stream_exists());
+    EXPECT_EQ(resp.wrong_expected_version().current_version(), 1u);
+  }
+  ASSERT_TRUE(Append("b-1", v1::STREAM_EXISTS, 0, {Event(11)}, &resp).ok());
+  ASSERT_TRUE(resp.has_wrong_expected_version());
+  EXPECT_FALSE(resp.wrong_expected_version().stream_exists());
+  ASSERT_TRUE(Append("b-1", v1::EXACT, 0, {Event(12)}, &resp).ok());
+  ASSERT_TRUE(resp.has_wrong_expected_version());
+  EXPECT_EQ(store_.kv()->CurrentRevision(), revision);
+  EXPECT_EQ(events_->EventCount(), 2u);
+  Status status;
+  Read("b-1", 0, 0, false, &status);
+  EXPECT_EQ(status.code(), StatusCode::kNotFound) << status.ToString();
+}
+
+TEST_P(EventStateTest, SameExpectedVersionInOneBatchHasOneWinner) {
+  MustAppend("c-1", {Event(1)});
+  // Two writers that both read version 0 race; the log orders them in one apply batch.
+  auto batch = store_.engine()->NewWriteBatch();
+  std::vector<v1::AppendResponse> responses(5);
+  for (int i = 0; i < 5; ++i) {
+    command::EventsAppend command;
+    command.mutable_request()->set_stream("c-1");
+    command.mutable_request()->set_expected_kind(v1::EXACT);
+    command.mutable_request()->set_expected_version(0);
+    *command.mutable_request()->add_events() = Event(100 + i);
+    ASSERT_TRUE(events_->ApplyAppend(batch.get(), command, &responses[i], nullptr).ok());
+  }
+  CAIRN_CHECK_OK(store_.engine()->Write(batch.get()));
+  store_.kv()->OnBatchWritten();
+  events_->OnBatchWritten();
+  EXPECT_TRUE(responses[0].has_success());
+  for (int i = 1; i < 5; ++i) {
+    ASSERT_TRUE(responses[i].has_wrong_expected_version()) << i;
+    EXPECT_EQ(responses[i].wrong_expected_version().current_version(), 1u);
+  }
+  EXPECT_EQ(Versions(Read("c-1")), (std::vector<uint64_t>{0, 1}));
+}
+
+TEST_P(EventStateTest, IdempotentRetryReturnsTheOriginalResult) {
+  v1::AppendResponse first;
+  ASSERT_TRUE(Append("d-1", v1::NO_STREAM, 0, {Event(1), Event(2)}, &first).ok());
+  MustAppend("d-1", {Event(3)});
+  const int64_t revision = store_.kv()->CurrentRevision();
+  // The response of the first append was lost; the client retries it, much later.
+  v1::AppendResponse retry;
+  ASSERT_TRUE(Append("d-1", v1::NO_STREAM, 0, {Event(1), Event(2)}, &retry).ok());
+  ASSERT_TRUE(retry.has_success());
+  EXPECT_TRUE(retry.success().idempotent_replay());
+  EXPECT_EQ(retry.success().first_version(), 0u);
+  EXPECT_EQ(retry.success().current_version(), 1u);
+  EXPECT_EQ(retry.success().position().revision(), first.success().position().revision());
+  ASSERT_TRUE(Append("d-1", v1::ANY, 0, {Event(3)}, &retry).ok());
+  EXPECT_TRUE(retry.success().idempotent_replay());
+  EXPECT_EQ(retry.success().first_version(), 2u);
+  EXPECT_EQ(store_.kv()->CurrentRevision(), revision);
+  EXPECT_EQ(events_->EventCount(), 3u);
+  // A retry whose expected version contradicts where the events went.
+  ASSERT_TRUE(Append("d-1", v1::EXACT, 5, {Event(3)}, &retry).ok());
+  EXPECT_TRUE(retry.has_wrong_expected_version());
+  // Ids reused in another shape or another stream are refused.
+  EXPECT_EQ(Append("d-1", v1::ANY, 0, {Event(2), Event(1)}, &retry).code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(Append("d-1", v1::ANY, 0, {Event(9), Event(1)}, &retry).code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(Append("e-1", v1::ANY, 0, {Event(1)}, &retry).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(events_->EventCount(), 3u);
+}
+
+TEST_P(EventStateTest, OutboxCommitsWithTheEventsAtTheirRevision) {
+  etcdserverpb::RequestOp put;
+  put.mutable_request_put()->set_key("outbox/1");
+  put.mutable_request_put()->set_value("pending");
+  v1::AppendResponse resp;
+  ASSERT_TRUE(Append("f-1", v1::ANY, 0, {Event(1)}, &resp, {put}).ok());
+  ASSERT_TRUE(resp.has_success());
+  etcdserverpb::RangeRequest range;
+  range.set_key("outbox/1");
+  etcdserverpb::RangeResponse got;
+  ASSERT_TRUE(store_.kv()->Range(range, &got).ok());
+  ASSERT_EQ(got.kvs_size(), 1);
+  EXPECT_EQ(static_cast<uint64_t>(got.kvs(0).mod_revision()), resp.success().position().revision());
+
+  // A failing outbox op fails the whole append.
+  etcdserverpb::RequestOp bad;
+  bad.mutable_request_put()->set_key("");
+  const int64_t revision = store_.kv()->CurrentRevision();
+  EXPECT_FALSE(Append("f-1", v1::ANY, 0, {Event(2)}, &resp, {bad}).ok());
+  etcdserverpb::RequestOp range_op;
+  range_op.mutable_request_range()->set_key("x");
+  EXPECT_EQ(Append("f-1", v1::ANY, 0, {Event(3)}, &resp, {range_op}).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_.kv()->CurrentRevision(), revision);
+  EXPECT_EQ(Versions(Read("f-1")), (std::vector<uint64_t>{0}));
+}
+
+TEST_P(EventStateTest, BadInputIsRefusedPrecisely) {
+  v1::AppendResponse resp;
+  v1::NewEvent bad_id = Event(1);
+  bad_id.set_id("not-a-uuid");
+  Status status = Append("g-1", v1::ANY, 0, {bad_id}, &resp);
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("is not a UUID"), std::string::npos) << status.ToString();
+  EXPECT_EQ(Append("g-1", v1::ANY, 0, {Event(1), Event(1)}, &resp).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Append("g-1", v1::ANY, 0, {Event(1, "")}, &resp).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Append("g-1", v1::ANY, 0,
+                   {Event(1, "Big", std::string(EventLimits::kEventBytesMax + 1, 'x'))}, &resp)
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Append("$ce-g", v1::ANY, 0, {Event(1)}, &resp).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Append("", v1::ANY, 0, {Event(1)}, &resp).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Append("g-1", v1::ANY, 0, {}, &resp).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Append("g-1", static_cast<v1::ExpectedKind>(9), 0, {Event(1)}, &resp).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(events_->EventCount(), 0u);
+  Read("nope", 0, 0, false, &status);
+  EXPECT_EQ(status.code(), StatusCode::kNotFound);
+  Read("$xx-nope", 0, 0, false, &status);
+  EXPECT_EQ(status.code(), StatusCode::kNotFound);
+}
+
+TEST_P(EventStateTest, SoftDeleteHidesAndNumberingContinues) {
+  MustAppend("h-1", {Event(1), Event(2)});
+  v1::DeleteStreamResponse deleted;
+  ASSERT_TRUE(Delete("h-1", /*hard=*/false, &deleted).ok());
+  ASSERT_TRUE(deleted.has_position());
+  Status status;
+  Read("h-1", 0, 0, false, &status);
+  EXPECT_EQ(status.code(), StatusCode::kNotFound);
+  v1::AppendResponse resp;
+  ASSERT_TRUE(Append("h-1", v1::NO_STREAM, 0, {Event(3)}, &resp).ok());
+  ASSERT_TRUE(resp.has_success());
+  EXPECT_EQ(resp.success().first_version(), 2u);
+  EXPECT_EQ(Versions(Read("h-1")), (std::vector<uint64_t>{2}));
+  v1::ReadAllRequest all;
+  v1::ReadAllResponse everything;
+  ASSERT_TRUE(events_->ReadAll(all, kNow, &everything).ok());
+  ASSERT_EQ(everything.events_size(), 1);
+  EXPECT_EQ(everything.events(0).version(), 2u);
+}
+
+TEST_P(EventStateTest, HardDeleteLeavesATombstone) {
+  MustAppend("i-1", {Event(1)});
+  v1::DeleteStreamResponse deleted;
+  ASSERT_TRUE(Delete("i-1", /*hard=*/true, &deleted).ok());
+  v1::AppendResponse resp;
+  EXPECT_EQ(Append("i-1", v1::ANY, 0, {Event(2)}, &resp).code(), StatusCode::kFailedPrecondition);
+  Status status;
+  Read("i-1", 0, 0, false, &status);
+  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Delete("i-1", /*hard=*/false, &deleted).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Delete("never", /*hard=*/false, &deleted).code(), StatusCode::kNotFound);
+}
+
+TEST_P(EventStateTest, MetadataHidesEventsAtOnce) {
+  for (int i = 0; i < 10; ++i)
+    MustAppend("j-1", {Event(i + 1)}, kNow - int64_t{10 - i} * 1'000'000'000);
+  v1::StreamMetadata metadata;
+  metadata.set_max_count(4);
+  ASSERT_TRUE(SetMetadata("j-1", metadata).ok());
+  EXPECT_EQ(Versions(Read("j-1")), (std::vector<uint64_t>{6, 7, 8, 9}));
+  metadata.set_max_count(0);
+  metadata.set_truncate_before(8);
+  ASSERT_TRUE(SetMetadata("j-1", metadata).ok());
+  EXPECT_EQ(Versions(Read("j-1")), (std::vector<uint64_t>{8, 9}));
+  metadata.set_truncate_before(0);
+  metadata.set_max_age_seconds(3);  // events created 1..10 s before kNow
+  ASSERT_TRUE(SetMetadata("j-1", metadata).ok());
+  EXPECT_EQ(Versions(Read("j-1")), (std::vector<uint64_t>{8, 9}));
+  EXPECT_EQ(Versions(Read("j-1", 0, 0, false, nullptr, kNow + 1'500'000'000)),
+            (std::vector<uint64_t>{9}));
+  v1::GetStreamMetadataRequest get;
+  get.set_stream("j-1");
+  v1::GetStreamMetadataResponse got;
+  ASSERT_TRUE(events_->GetMetadata(get, &got).ok());
+  EXPECT_EQ(got.metadata().max_age_seconds(), 3u);
+  EXPECT_EQ(got.current_version(), 9u);
+}
+
+TEST_P(EventStateTest, SystemProjectionsReadLikeStreams) {
+  MustAppend("order-1", {Event(1, "Created"), Event(2, "Paid")});
+  MustAppend("user-1", {Event(3, "Created")});
+  MustAppend("order-2", {Event(4, "Created")});
+  v1::ReadStreamResponse category = Read("$ce-order");
+  ASSERT_EQ(category.events_size(), 3);
+  EXPECT_EQ(category.events(0).stream(), "order-1");
+  EXPECT_EQ(category.events(2).stream(), "order-2");
+  EXPECT_EQ(category.events(2).link_version(), 2u);
+  v1::ReadStreamResponse created = Read("$et-Created");
+  ASSERT_EQ(created.events_size(), 3);
+  EXPECT_EQ(created.events(1).stream(), "user-1");
+  std::vector<v1::RecordedEvent> after;
+  ASSERT_TRUE(events_->ReadStreamAfter("$et-Created", 0, 10, kNow, &after).ok());
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after[0].link_version(), 1u);
+
+  v1::ReadAllRequest req;
+  req.mutable_filter()->add_stream_prefixes("order-");
+  req.mutable_filter()->add_type_prefixes("Cre");
+  v1::ReadAllResponse all;
+  ASSERT_TRUE(events_->ReadAll(req, kNow, &all).ok());
+  ASSERT_EQ(all.events_size(), 2);
+  EXPECT_EQ(all.events(1).stream(), "order-2");
+}
+
+TEST_P(EventStateTest, SnapshotsAndReadAggregate) {
+  MustAppend("k-1", {Event(1), Event(2), Event(3)});
+  v1::SaveSnapshotRequest save;
+  save.set_stream("k-1");
+  save.set_version(1);
+  save.set_data("state@1");
+  v1::SaveSnapshotResponse saved;
+  ASSERT_TRUE(Apply([&](storage::WriteBatch* b) {
+                return events_->ApplySaveSnapshot(b, save, &saved);
+              }).ok());
+  save.set_version(7);
+  EXPECT_EQ(Apply([&](storage::WriteBatch* b) {
+              return events_->ApplySaveSnapshot(b, save, &saved);
+            }).code(),
+            StatusCode::kNotFound);
+  v1::ReadAggregateRequest req;
+  req.set_stream("k-1");
+  v1::ReadAggregateResponse resp;
+  ASSERT_TRUE(events_->ReadAggregate(req, kNow, &resp).ok());
+  EXPECT_EQ(resp.snapshot().data(), "state@1");
+  ASSERT_EQ(resp.events_size(), 1);
+  EXPECT_EQ(resp.events(0).version(), 2u);
+}
+
+TEST_P(EventStateTest, HashChainSurvivesReopenAndDetectsTampering) {
+  MustAppend("l-1", {Event(1), Event(2)});
+  MustAppend("l-2", {Event(3)});
+  Reopen();
+  MustAppend("l-1", {Event(4)});
+  v1::VerifyChainResponse ok = Verify();
+  EXPECT_TRUE(ok.ok()) << ok.reason();
+  EXPECT_EQ(ok.events_checked(), 4u);
+  v1::ReadStreamResponse read = Read("l-1");
+  ASSERT_EQ(read.events_size(), 3);
+  EXPECT_EQ(read.events(0).hash().size(), 32u);
+
+  // Change the data of l-2's event directly in storage.
+  std::string value;
+  const std::string key = format::EventKey(2, 0);  // l-2 is stream id 2
+  ASSERT_TRUE(*store_.engine()->Get(storage::ReadOptions{}, storage::Family::kEvents, key, &value));
+  records::EventRecord record;
+  ASSERT_TRUE(record.ParseFromString(value));
+  record.set_data("{\"amount\": 1000000}");
+  auto batch = store_.engine()->NewWriteBatch();
+  batch->Put(storage::Family::kEvents, key, record.SerializeAsString());
+  CAIRN_CHECK_OK(store_.engine()->Write(batch.get()));
+  v1::VerifyChainResponse broken = Verify();
+  EXPECT_FALSE(broken.ok());
+  EXPECT_EQ(broken.broken_stream(), "l-2");
+  EXPECT_EQ(broken.broken_version(), 0u);
+  EXPECT_EQ(broken.events_checked(), 2u);
+}
+
+TEST_P(EventStateTest, WaitForEventsWakesOnWrite) {
+  EXPECT_EQ(events_->WaitForEvents(0, std::chrono::milliseconds(1)), 0u);
+  MustAppend("m-1", {Event(1)});
+  EXPECT_EQ(events_->WaitForEvents(0, std::chrono::milliseconds(1)), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, EventStateTest,
+                         ::testing::Values(EngineKind::kMemory, EngineKind::kRocksDb),
+                         [](const ::testing::TestParamInfo<EngineKind>& info) {
+                           return info.param == EngineKind::kMemory ? "Memory" : "RocksDb";
+                         });
+
+}  // namespace
+}  // namespace cairn::events
