@@ -68,6 +68,14 @@ nlohmann::json ReportJson(const Report& report, const Options& options,
                    {"rw_ratio", workload.rw_ratio},
                    {"streams", workload.streams},
                    {"watchers_per_stream", workload.watchers_per_stream}};
+  if (report.workload.rfind("events-", 0) == 0) {
+    out["config"]["batch"] = workload.event_batch;
+    out["config"]["event_streams"] = workload.event_streams;
+    out["config"]["expected"] = workload.event_expected;
+    out["config"]["stream_length"] = workload.event_stream_length;
+    out["config"]["read_count"] = workload.event_read_count;
+    out["config"]["subscriptions"] = workload.event_subscriptions;
+  }
   const Stats& stats = report.stats;
   Histogram primary;
   uint64_t errors = 0;
@@ -155,6 +163,33 @@ void AddReadFlags(CLI::App* command, WorkloadOptions* workload) {
   command->add_flag("--count-only", workload->count_only, "count the range, return no keys");
 }
 
+// events-append, events-read, events-subscribe-latency (Cairn's Events API only).
+void AddEventsCommands(CLI::App* app, WorkloadOptions* workload) {
+  auto* append = app->add_subcommand("events-append", "Append of --batch events to a stream");
+  auto* read = app->add_subcommand("events-read", "ReadStream pages over pre-written streams");
+  auto* subscribe = app->add_subcommand(
+      "events-subscribe-latency", "Subscribe($all from end) streams, then appends; event latency");
+  for (CLI::App* command : {append, read, subscribe}) {
+    command->add_option("--batch", workload->event_batch, "events per Append (1..1000)");
+    command->add_option("--streams", workload->event_streams, "streams written (and read)");
+    command->add_option("--stream-prefix", workload->event_stream_prefix,
+                        "stream names: prefix + index (default: bench-<random>-)");
+  }
+  for (CLI::App* command : {append, subscribe}) {
+    command
+        ->add_option("--expected", workload->event_expected,
+                     "any, or exact: each client tracks the versions of its own streams")
+        ->check(CLI::IsMember({"any", "exact"}));
+  }
+  read->add_option("--stream-length", workload->event_stream_length,
+                   "events written per stream in the setup phase");
+  read->add_option("--count", workload->event_read_count, "events per ReadStream page");
+  subscribe->add_option("--subscriptions", workload->event_subscriptions,
+                        "Subscribe($all) streams, spread over the conns");
+  subscribe->add_option("--event-wait", workload->event_wait_s,
+                        "seconds to wait for events after the last append");
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"cairn-bench: etcd v3 API benchmark (etcd tools/benchmark workloads)"};
   app.require_subcommand(1);
@@ -207,6 +242,7 @@ int Main(int argc, char** argv) {
   }
   app.add_subcommand("lease-keepalive", "KeepAlive round trips, one lease and stream per client")
       ->add_option("--ttl", workload.lease_ttl_s, "lease TTL seconds");
+  AddEventsCommands(&app, &workload);
   CLI11_PARSE(app, argc, argv);
 
   if (options.total <= 0 && options.duration_s <= 0) {

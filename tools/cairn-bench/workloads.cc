@@ -7,6 +7,7 @@
 #include <deque>
 
 #include "src/base/check.h"
+#include "tools/cairn-bench/events_workloads.h"
 
 namespace cairn::bench {
 namespace {
@@ -684,11 +685,16 @@ bool RunWorkload(const std::string& name, const Options& options,
     ok = RunWatch(run, workload_options, report, error);
   } else if (name == "lease-keepalive") {
     ok = RunLeaseKeepAlive(run, workload_options, report, error);
+  } else if (IsEventsWorkload(name)) {
+    ok = RunEventsWorkload(name, run, workload_options, report, error);
   } else {
     *error = "unknown workload " + name;
     ok = false;
   }
   report->stats = run.StopPollers();
+  if (IsEventsWorkload(name) && !report->series.empty()) {
+    FinishEventsReport(name, workload_options, report);
+  }
   if (options.server_pid) {
     report->extra["server_vm_rss_bytes"] = ProcStatusBytes(options.server_pid, "VmRSS");
     report->extra["server_vm_hwm_bytes"] = ProcStatusBytes(options.server_pid, "VmHWM");

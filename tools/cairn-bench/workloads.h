@@ -1,5 +1,6 @@
 // cairn-bench's workloads, modelled on etcd's tools/benchmark commands of the same names:
-// put, range, txn-put, txn-mixed, watch, watch-latency, lease-keepalive.
+// put, range, txn-put, txn-mixed, watch, watch-latency, lease-keepalive; and the events-*
+// workloads over Cairn's own event store API (events_workloads.h).
 #pragma once
 
 #include <map>
@@ -26,6 +27,15 @@ struct WorkloadOptions {
   int watchers_per_stream = 10;  // watch: watchers per stream
   double event_wait_s = 10;      // watch: how long to wait for outstanding events
   int64_t lease_ttl_s = 60;      // lease-keepalive: TTL of each client's lease
+
+  // events-*: see events_workloads.h.
+  int event_batch = 1;                 // events per Append (--batch)
+  int64_t event_streams = 1000;        // streams the appends (and reads) spread over
+  std::string event_expected = "any";  // any | exact (versions tracked per stream per client)
+  std::string event_stream_prefix;     // stream names: prefix + index; empty = "bench-<random>-"
+  int64_t event_stream_length = 100;   // events-read: events written per stream in setup
+  int event_read_count = 100;          // events-read: events per ReadStream page
+  int event_subscriptions = 1;         // events-subscribe-latency: Subscribe($all) streams
 };
 
 // The measured outcome of one workload.

@@ -31,6 +31,7 @@ void AddConcurrencyCommands(CLI::App* app, Invocation* invocation);  // lock, el
 // alarm, defrag, endpoint hashkv, move-leader, snapshot restore. REQUIRES: after
 // AddClusterCommands (it extends the endpoint and snapshot commands).
 void AddMaintenanceCommands(CLI::App* app, Invocation* invocation);
+void AddEventsCommands(CLI::App* app, Invocation* invocation);  // events ..., audit verify
 
 // etcd's prefix range end: the key with its last byte below 0xff incremented and the rest
 // dropped; "\0" (every key) when there is none.

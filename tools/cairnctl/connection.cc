@@ -65,7 +65,10 @@ Connection::Connection(const GlobalOptions& options, const std::vector<std::stri
   arguments.SetMaxReceiveMessageSize(-1);
   arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
-  channel_ = grpc::CreateCustomChannel(TargetFor(endpoints), grpc::InsecureChannelCredentials(),
+  // Endpoints from a member list (endpoint --cluster) keep their scheme for printing.
+  std::vector<std::string> addresses;
+  for (const std::string& endpoint : endpoints) addresses.push_back(StripScheme(endpoint));
+  channel_ = grpc::CreateCustomChannel(TargetFor(addresses), grpc::InsecureChannelCredentials(),
                                        arguments);
   kv_ = etcdserverpb::KV::NewStub(channel_);
   watch_ = etcdserverpb::Watch::NewStub(channel_);

@@ -52,7 +52,8 @@ std::string ErrorText(const grpc::Status& status);
 
 class Connection {
  public:
-  // `endpoints` may differ from options.endpoints (endpoint status asks each in turn).
+  // `endpoints` may differ from options.endpoints (endpoint status asks each in turn); an
+  // http:// or https:// prefix is dropped.
   Connection(const GlobalOptions& options, const std::vector<std::string>& endpoints);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;

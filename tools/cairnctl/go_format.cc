@@ -114,6 +114,29 @@ bool ConsumeEscape(std::string_view* text, std::string* out) {
 
 }  // namespace
 
+std::optional<uint64_t> ParseGoUint(std::string_view text, int base, std::string* error) {
+  const std::string prefix = "strconv.ParseUint: parsing " + GoQuote(text) + ": ";
+  if (text.empty()) {
+    *error = prefix + "invalid syntax";
+    return std::nullopt;
+  }
+  uint64_t value = 0;
+  for (char c : text) {
+    const int digit = DigitValue(c);
+    if (digit >= base) {
+      *error = prefix + "invalid syntax";
+      return std::nullopt;
+    }
+    // Go stops at the first digit that overflows, before looking at the rest.
+    if (value > (std::numeric_limits<uint64_t>::max() - digit) / base) {
+      *error = prefix + "value out of range";
+      return std::nullopt;
+    }
+    value = value * base + digit;
+  }
+  return value;
+}
+
 std::optional<int64_t> ParseGoInt(std::string_view text, int base, std::string* error) {
   std::string prefix = "strconv.ParseInt: parsing " + GoQuote(text) + ": ";
   std::string_view digits = text;
@@ -268,6 +291,12 @@ std::string HexNoPad(uint64_t value) {
 std::string Hex16(int64_t value) {
   char text[24];
   std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(value));
+  return text;
+}
+
+std::string HexSpacePadded16(uint64_t value) {
+  char text[24];
+  std::snprintf(text, sizeof(text), "%16llx", static_cast<unsigned long long>(value));
   return text;
 }
 

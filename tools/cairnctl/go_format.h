@@ -15,6 +15,10 @@ namespace cairnctl {
 // message, e.g. `strconv.ParseInt: parsing "abc": invalid syntax`.
 std::optional<int64_t> ParseGoInt(std::string_view text, int base, std::string* error);
 
+// strconv.ParseUint(text, base, 64), with Go's messages, e.g.
+// `strconv.ParseUint: parsing "zz": invalid syntax`.
+std::optional<uint64_t> ParseGoUint(std::string_view text, int base, std::string* error);
+
 // strconv.Quote (ASCII subset: printable bytes as is, the rest escaped).
 std::string GoQuote(std::string_view text);
 
@@ -37,6 +41,9 @@ std::string HexNoPad(uint64_t value);
 
 // Zero-padded 16-digit hex (Go's %016x), as etcdctl prints lease ids.
 std::string Hex16(int64_t value);
+
+// Space-padded 16-column hex (Go's %16x), as etcdctl prints member and cluster ids.
+std::string HexSpacePadded16(uint64_t value);
 
 }  // namespace cairnctl
 

@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
   cairnctl::AddClusterCommands(&app, &invocation);
   cairnctl::AddMaintenanceCommands(&app, &invocation);
   cairnctl::AddConcurrencyCommands(&app, &invocation);
+  cairnctl::AddEventsCommands(&app, &invocation);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
