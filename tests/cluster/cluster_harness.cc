@@ -49,34 +49,50 @@ ClusterHarness::~ClusterHarness() {
 std::string ClusterHarness::InitialCluster() const {
   std::string initial;
   for (const Member& member : members_) {
+    if (!member.in_cluster) continue;
     initial += (initial.empty() ? "" : ",") + member.name + "=" + member.peer_url;
   }
   return initial;
 }
 
 bool ClusterHarness::Start(std::string* error) {
-  // Two ports per member, all picked before any member starts: the peer URLs go into every
-  // member's --initial-cluster. Holding them all at once is not possible (the members bind
-  // them), so distinct picks are enforced instead.
-  std::vector<int> ports;
-  while (ports.size() < 2 * static_cast<size_t>(options_.members)) {
-    const int port = diff::FreeLoopbackPort();
-    if (port <= 0) {
-      *error = "no free loopback port";
-      return false;
+  const int slots = options_.members + options_.spare_members;
+  members_.resize(slots);
+  if (options_.network_namespaces) {
+    // Each member has its own namespace, so every one can listen on etcd's usual ports.
+    NetworkNamespaces::RemoveLeftovers();
+    network_ = std::make_unique<NetworkNamespaces>();
+    if (!network_->Create(slots, error)) return false;
+    for (int i = 0; i < slots; ++i) {
+      members_[i].client_address = network_->ClientIp(i) + ":2379";
+      members_[i].peer_url = "http://" + network_->PeerIp(i) + ":2380";
     }
-    if (std::find(ports.begin(), ports.end(), port) == ports.end()) ports.push_back(port);
+  } else {
+    // Two ports per member, all picked before any member starts: the peer URLs go into every
+    // member's --initial-cluster. Holding them all at once is not possible (the members bind
+    // them), so distinct picks are enforced instead.
+    std::vector<int> ports;
+    while (ports.size() < 2 * static_cast<size_t>(slots)) {
+      const int port = diff::FreeLoopbackPort();
+      if (port <= 0) {
+        *error = "no free loopback port";
+        return false;
+      }
+      if (std::find(ports.begin(), ports.end(), port) == ports.end()) ports.push_back(port);
+    }
+    for (int i = 0; i < slots; ++i) {
+      members_[i].client_address = "127.0.0.1:" + std::to_string(ports[2 * i]);
+      members_[i].peer_url = "http://127.0.0.1:" + std::to_string(ports[2 * i + 1]);
+    }
   }
-  members_.resize(options_.members);
-  for (int i = 0; i < options_.members; ++i) {
+  for (int i = 0; i < slots; ++i) {
     Member& member = members_[i];
     member.name = "m" + std::to_string(i);
-    member.client_address = "127.0.0.1:" + std::to_string(ports[2 * i]);
-    member.peer_url = "http://127.0.0.1:" + std::to_string(ports[2 * i + 1]);
     member.data_dir = options_.dir + "/" + member.name;
     member.log_path = options_.dir + "/" + member.name + ".log";
+    member.in_cluster = i < options_.members;
   }
-  for (int i = 0; i < size(); ++i) {
+  for (int i = 0; i < options_.members; ++i) {
     if (!Spawn(i, error)) return false;
   }
   return true;
@@ -85,32 +101,131 @@ bool ClusterHarness::Start(std::string* error) {
 bool ClusterHarness::Spawn(int i, std::string* error) {
   Member& member = members_[i];
   const std::string client_url = "http://" + member.client_address;
-  const std::vector<std::string> argv = {
-      options_.cairnd_path,
-      "--name",
-      member.name,
-      "--data-dir",
-      member.data_dir,
-      "--initial-cluster",
-      InitialCluster(),
-      "--listen-client-urls",
-      client_url,
-      "--advertise-client-urls",
-      client_url,
-      "--listen-peer-urls",
-      member.peer_url,
-      "--initial-advertise-peer-urls",
-      member.peer_url,
-      "--heartbeat-interval",
-      std::to_string(options_.heartbeat_interval_ms),
-      "--election-timeout",
-      std::to_string(options_.election_timeout_ms),
-      "--listen-metrics-urls",
-      "",
-  };
+  std::vector<std::string> argv;
+  if (network_ != nullptr) argv = network_->ExecPrefix(i);
+  for (const std::string& argument : {
+           options_.cairnd_path,
+           std::string("--name"),
+           member.name,
+           std::string("--data-dir"),
+           member.data_dir,
+           std::string("--initial-cluster"),
+           InitialCluster(),
+           std::string("--initial-cluster-state"),
+           std::string(member.joined_existing ? "existing" : "new"),
+           std::string("--listen-client-urls"),
+           client_url,
+           std::string("--advertise-client-urls"),
+           client_url,
+           std::string("--listen-peer-urls"),
+           member.peer_url,
+           std::string("--initial-advertise-peer-urls"),
+           member.peer_url,
+           std::string("--heartbeat-interval"),
+           std::to_string(options_.heartbeat_interval_ms),
+           std::string("--election-timeout"),
+           std::to_string(options_.election_timeout_ms),
+           std::string("--listen-metrics-urls"),
+           std::string(""),
+       }) {
+    argv.push_back(argument);
+  }
   if (!member.process->Start(argv, member.log_path, error)) return false;
   member.stopped = false;
   return true;
+}
+
+std::vector<int> ClusterHarness::ActiveMembers() {
+  std::vector<int> active;
+  for (int i = 0; i < size(); ++i) {
+    if (members_[i].in_cluster && Running(i) && !members_[i].stopped) active.push_back(i);
+  }
+  return active;
+}
+
+namespace {
+
+// Membership changes wait for a commit (and the leader's check that the change is safe); on a
+// healthy loopback cluster that is milliseconds, so this leaves room for an election.
+constexpr int kMembershipDeadlineMs = 5000;
+
+}  // namespace
+
+bool ClusterHarness::AddMember(int i, std::string* error) {
+  Member& member = members_[i];
+  if (member.in_cluster || Running(i)) {
+    *error = member.name + " is already in the cluster or running";
+    return false;
+  }
+  std::string failures;
+  bool added = false;
+  for (int via : ActiveMembers()) {
+    auto stub = etcdserverpb::Cluster::NewStub(Channel(via));
+    grpc::ClientContext context;
+    context.set_deadline(DeadlineIn(kMembershipDeadlineMs));
+    etcdserverpb::MemberAddRequest request;
+    request.add_peerurls(member.peer_url);
+    etcdserverpb::MemberAddResponse response;
+    const grpc::Status status = stub->MemberAdd(&context, request, &response);
+    if (status.ok()) {
+      member.id = response.member().id();
+      added = true;
+      break;
+    }
+    failures += " via " + members_[via].name + ": " + status.error_message() + ";";
+  }
+  if (!added) {
+    *error = "MemberAdd " + member.peer_url + " failed:" + failures;
+    return false;
+  }
+  member.in_cluster = true;
+  member.joined_existing = true;
+  return Spawn(i, error);
+}
+
+bool ClusterHarness::RemoveMember(int i, std::string* error) {
+  Member& member = members_[i];
+  if (!member.in_cluster || !member.id.has_value()) {
+    *error = member.name + " is not in the cluster or its id is unknown";
+    return false;
+  }
+  std::string failures;
+  for (int via : ActiveMembers()) {
+    if (via == i) continue;
+    auto stub = etcdserverpb::Cluster::NewStub(Channel(via));
+    grpc::ClientContext context;
+    context.set_deadline(DeadlineIn(kMembershipDeadlineMs));
+    etcdserverpb::MemberRemoveRequest request;
+    request.set_id(*member.id);
+    etcdserverpb::MemberRemoveResponse response;
+    const grpc::Status status = stub->MemberRemove(&context, request, &response);
+    if (status.ok()) {
+      Kill(i);
+      member.in_cluster = false;
+      return true;
+    }
+    failures += " via " + members_[via].name + ": " + status.error_message() + ";";
+  }
+  *error = "MemberRemove " + member.name + " failed:" + failures;
+  return false;
+}
+
+bool ClusterHarness::Partition(const std::vector<std::vector<int>>& sides, std::string* error) {
+  if (network_ == nullptr) {
+    *error = "Partition needs ClusterOptions::network_namespaces";
+    return false;
+  }
+  return network_->Partition(sides, error);
+}
+
+bool ClusterHarness::Heal(std::string* error) { return Partition({}, error); }
+
+bool ClusterHarness::Isolate(int i, std::string* error) {
+  std::vector<int> others;
+  for (int member = 0; member < size(); ++member) {
+    if (member != i) others.push_back(member);
+  }
+  return Partition({others, {i}}, error);
 }
 
 bool ClusterHarness::Running(int i) {
@@ -194,8 +309,10 @@ int ClusterHarness::WaitForLeader(int timeout_ms) {
 std::string ClusterHarness::DescribeMembers() {
   std::ostringstream out;
   out << "last leader poll:" << last_poll_ << "\n";
+  if (network_ != nullptr) out << "network:" << network_->Describe() << "\n";
   for (int i = 0; i < size(); ++i) {
     out << members_[i].name << " " << members_[i].client_address << ": ";
+    if (!members_[i].in_cluster) out << "(not in the cluster) ";
     if (!Running(i)) {
       out << "not running\n";
       continue;
@@ -304,6 +421,7 @@ bool ClusterHarness::WaitConverged(int timeout_ms, std::string* error) {
 std::string ClusterHarness::LogTails(size_t bytes_max) const {
   std::ostringstream out;
   for (const Member& member : members_) {
+    if (!std::filesystem::exists(member.log_path)) continue;  // A spare never started.
     std::ifstream in(member.log_path, std::ios::binary);
     std::stringstream buffer;
     buffer << in.rdbuf();

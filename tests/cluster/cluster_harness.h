@@ -1,8 +1,15 @@
-// ClusterHarness: a cluster of real cairnd processes on loopback for multi-process tests.
-// It picks free ports, starts N members with --initial-cluster (each with its own data
-// directory and log file under one directory), injects process faults by signal (SIGKILL,
-// SIGSTOP/SIGCONT), restarts members on their data directories, and asks the members over the
-// etcd Maintenance API who leads and whether their key-value states agree (HashKV).
+// ClusterHarness: a cluster of real cairnd processes for multi-process tests. It starts N
+// members with --initial-cluster (each with its own data directory and log file under one
+// directory), injects process faults by signal (SIGKILL, SIGSTOP/SIGCONT), restarts members on
+// their data directories, adds and removes members (etcd's MemberAdd/MemberRemove), and asks
+// the members over the etcd Maintenance API who leads and whether their key-value states agree
+// (HashKV).
+//
+// Two networks: by default every member listens on loopback (free ports picked at start). With
+// ClusterOptions::network_namespaces each member runs in its own network namespace
+// (NetworkNamespaces: a client link to the test's namespace, a peer link on a bridge), and
+// Partition()/Heal() split and rejoin the members' peer network while the test still reaches
+// every client port.
 //
 // Members are children of the thread that started them and die with it (PR_SET_PDEATHSIG), so
 // a failing or crashing test leaves no server behind; the destructor kills them too.
@@ -21,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/cluster/network_namespaces.h"
 #include "tests/diff/child_process.h"
 
 namespace cairn::cluster_test {
@@ -35,6 +43,13 @@ struct ClusterOptions {
   // Default: 50 ms heartbeat, 500 ms election timeout (fast failover on loopback).
   int heartbeat_interval_ms = 50;
   int election_timeout_ms = 500;
+  // Members prepared (name, addresses, data directory) but not started: AddMember() joins them
+  // to the running cluster. They take indexes members .. members + spare_members - 1.
+  // Default: 0.
+  int spare_members = 0;
+  // Run every member in its own network namespace (see NetworkNamespaces; needs root). Start()
+  // fails when the namespaces cannot be made. Default: false (loopback).
+  bool network_namespaces = false;
 };
 
 // One member's HashKV answer.
@@ -44,10 +59,10 @@ struct MemberHash {
   bool operator==(const MemberHash&) const = default;
 };
 
-// Builds a channel to an IPv4 "address:port". A channel whose first connection attempts failed
-// (the member was not listening yet, or was down) waits out gRPC's reconnect backoff, which
-// here grew to 5-10 s whatever the backoff arguments said: callers that must see a member as
-// soon as it listens take a fresh channel instead of keeping one.
+// Builds a channel to an IPv4 "address:port" (loopback or a member's namespace). A channel whose
+// first connection attempts failed (the member was not listening yet, or was down) waits out gRPC's
+// reconnect backoff, which here grew to 5-10 s whatever the backoff arguments said: callers that
+// must see a member as soon as it listens take a fresh channel instead of keeping one.
 std::shared_ptr<grpc::Channel> MakeLoopbackChannel(const std::string& address);
 
 class ClusterHarness {
@@ -61,8 +76,9 @@ class ClusterHarness {
   // or a process cannot be had.
   bool Start(std::string* error);
 
+  // Every member slot, spares included; constant after Start().
   int size() const { return static_cast<int>(members_.size()); }
-  // "127.0.0.1:<client port>" of member i.
+  // "<ip>:<client port>" of member i.
   const std::string& ClientAddress(int i) const { return members_[i].client_address; }
   // A fresh channel to member i's client port (see MakeLoopbackChannel for why fresh).
   std::shared_ptr<grpc::Channel> Channel(int i) const {
@@ -79,6 +95,26 @@ class ClusterHarness {
   void Continue(int i);
   // Starts member i again on its data directory. REQUIRES: member i is not running.
   bool Restart(int i, std::string* error);
+
+  // Whether member i belongs to the cluster (initial, or added and not removed).
+  bool InCluster(int i) const { return members_[i].in_cluster; }
+  // Members in the cluster whose process runs and is not stopped, in index order.
+  std::vector<int> ActiveMembers();
+  // Joins spare member i: MemberAdd of its peer URL through a running member, then starts it
+  // with --initial-cluster-state existing. REQUIRES: i is not in the cluster and not running.
+  bool AddMember(int i, std::string* error);
+  // MemberRemove of member i (by its Raft id) through another running member, then kills it.
+  // REQUIRES: i is in the cluster and has answered MemberId() before.
+  bool RemoveMember(int i, std::string* error);
+
+  // Network partitions. REQUIRES: options().network_namespaces.
+  // Side k's members can exchange peer traffic only among themselves; members in no side are
+  // with sides[0]. Client ports stay reachable from the test.
+  bool Partition(const std::vector<std::vector<int>>& sides, std::string* error);
+  // Every member's peer link back on one network.
+  bool Heal(std::string* error);
+  // Member i alone on its side of the network.
+  bool Isolate(int i, std::string* error);
 
   // Member i's Raft id as it reports it (Status header member_id), cached after the first
   // answer; nullopt when it does not answer.
@@ -113,6 +149,9 @@ class ClusterHarness {
     std::string log_path;
     std::unique_ptr<diff::ChildProcess> process = std::make_unique<diff::ChildProcess>();
     bool stopped = false;
+    bool in_cluster = false;
+    bool joined_existing =
+        false;  // Added by AddMember: starts with --initial-cluster-state existing.
     std::optional<uint64_t> id;
   };
 
@@ -120,6 +159,7 @@ class ClusterHarness {
   std::string InitialCluster() const;
 
   const ClusterOptions options_;
+  std::unique_ptr<NetworkNamespaces> network_;  // Outlives the members (declared first).
   std::vector<Member> members_;
   std::string last_poll_;  // LeaderIndex()'s answers, for DescribeMembers().
 };
