@@ -6,7 +6,7 @@ JOBS       ?= 2
 DATA_DIR   ?= ./cairn-data
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build run test bench bench-vs-etcd bench-cluster-vs-etcd bench-smoke fmt clean
+.PHONY: all deps configure build run test sim bench bench-vs-etcd bench-cluster-vs-etcd bench-smoke fmt clean
 
 all: build
 
@@ -27,6 +27,15 @@ run: build
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+# The deterministic simulations (tests/sim/README.md): the Raft core alone and whole members
+# over the real WAL and applier, SEEDS seeds each (default: their own counts). A failure prints
+# the seed; replay it with CAIRN_SIM_SEED=<seed> $(BUILD)/bin/node_sim_test (or raft_sim_test).
+SEEDS ?=
+sim: configure
+	@ninja -C $(BUILD) -j$(JOBS) raft_sim_test node_sim_test
+	@$(if $(SEEDS),CAIRN_SIM_SEEDS=$(SEEDS)) $(BUILD)/bin/raft_sim_test
+	@$(if $(SEEDS),CAIRN_SIM_SEEDS=$(SEEDS)) $(BUILD)/bin/node_sim_test
 
 # Micro benchmarks on the real disk (data in $(BUILD)/bench-data), 3 repetitions each,
 # medians reported; results and their reading are in docs/benchmarks.md.
