@@ -327,21 +327,15 @@ void EventsService::PumpLoop() {
 grpc::ServerWriteReactor<v1::SubscribeResponse>* EventsService::Subscribe(
     grpc::CallbackServerContext* context, const v1::SubscribeRequest* request) {
   auto subscription = std::make_shared<Subscription>(this, *request);
+  bool stopping = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) {
-      subscription->self_ = subscription;
-      // Finish outside the lock below.
-    } else {
-      subscription->self_ = subscription;
+    subscription->self_ = subscription;  // released in OnDone
+    stopping = stopping_;
+    if (!stopping) {
       subscriptions_.insert(subscription);
       dirty_ = true;
     }
-  }
-  bool stopping;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping = stopping_ && subscriptions_.count(subscription) == 0;
   }
   if (stopping) {
     subscription->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "events: server stopped"));
@@ -352,8 +346,12 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* EventsService::Subscribe(
 }
 
 template <typename Response, typename Take>
-void EventsService::ProposeAndFinish(grpc::ServerUnaryReactor* reactor, command::Command command,
-                                     Response* response, Take take) {
+void EventsService::ProposeAndFinish(grpc::ServerUnaryReactor* reactor, const Status& validation,
+                                     command::Command command, Response* response, Take take) {
+  if (!validation.ok()) {
+    reactor->Finish(ToGrpcStatus(validation));
+    return;
+  }
   node_->Propose(std::move(command), [this, reactor, response, take](
                                          const Status& status, command::CommandResult&& result) {
     if (status.ok()) {
@@ -364,11 +362,16 @@ void EventsService::ProposeAndFinish(grpc::ServerUnaryReactor* reactor, command:
   });
 }
 
-template <typename Read>
-void EventsService::ReadAndFinish(grpc::ServerUnaryReactor* reactor, Read read) {
-  node_->ReadIndex([reactor, read](const Status& ready) {
+template <typename Response, typename Read>
+void EventsService::ReadAndFinish(grpc::ServerUnaryReactor* reactor, Response* response,
+                                  Read read) {
+  node_->ReadIndex([this, reactor, response, read](const Status& ready) {
     Status status = ready;
     if (status.ok()) status = read();
+    if (status.ok()) {
+      response->mutable_header()->set_revision(node_->kv()->CurrentRevision());
+      identity_->FillHeader(response->mutable_header());
+    }
     reactor->Finish(ToGrpcStatus(status));
   });
 }
@@ -379,15 +382,13 @@ grpc::ServerUnaryReactor* EventsService::Append(grpc::CallbackServerContext* con
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Status status = events::ValidateAppend(*request);
   if (status.ok()) status = ValidateOutbox(*request, validation_);
-  if (!status.ok()) {
-    reactor->Finish(ToGrpcStatus(status));
-    return reactor;
-  }
   command::Command command;
-  *command.mutable_events_append()->mutable_request() = *request;
-  command.mutable_events_append()->set_created_unix_nanos(NowUnixNanos());
+  if (status.ok()) {
+    *command.mutable_events_append()->mutable_request() = *request;
+    command.mutable_events_append()->set_created_unix_nanos(NowUnixNanos());
+  }
   ProposeAndFinish(
-      reactor, std::move(command), response,
+      reactor, status, std::move(command), response,
       [](command::CommandResult & r) -> auto& { return *r.mutable_events_append(); });
   return reactor;
 }
@@ -395,16 +396,11 @@ grpc::ServerUnaryReactor* EventsService::Append(grpc::CallbackServerContext* con
 grpc::ServerUnaryReactor* EventsService::DeleteStream(grpc::CallbackServerContext* context,
                                                       const v1::DeleteStreamRequest* request,
                                                       v1::DeleteStreamResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  Status status = events::ValidateDeleteStream(*request);
-  if (!status.ok()) {
-    reactor->Finish(ToGrpcStatus(status));
-    return reactor;
-  }
   command::Command command;
   *command.mutable_events_delete_stream()->mutable_request() = *request;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   ProposeAndFinish(
-      reactor, std::move(command), response,
+      reactor, events::ValidateDeleteStream(*request), std::move(command), response,
       [](command::CommandResult & r) -> auto& { return *r.mutable_events_delete_stream(); });
   return reactor;
 }
@@ -412,16 +408,11 @@ grpc::ServerUnaryReactor* EventsService::DeleteStream(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* EventsService::SetStreamMetadata(
     grpc::CallbackServerContext* context, const v1::SetStreamMetadataRequest* request,
     v1::SetStreamMetadataResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  Status status = events::ValidateSetMetadata(*request);
-  if (!status.ok()) {
-    reactor->Finish(ToGrpcStatus(status));
-    return reactor;
-  }
   command::Command command;
   *command.mutable_events_set_metadata() = *request;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   ProposeAndFinish(
-      reactor, std::move(command), response,
+      reactor, events::ValidateSetMetadata(*request), std::move(command), response,
       [](command::CommandResult & r) -> auto& { return *r.mutable_events_set_metadata(); });
   return reactor;
 }
@@ -429,16 +420,11 @@ grpc::ServerUnaryReactor* EventsService::SetStreamMetadata(
 grpc::ServerUnaryReactor* EventsService::SaveSnapshot(grpc::CallbackServerContext* context,
                                                       const v1::SaveSnapshotRequest* request,
                                                       v1::SaveSnapshotResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  Status status = events::ValidateSaveSnapshot(*request);
-  if (!status.ok()) {
-    reactor->Finish(ToGrpcStatus(status));
-    return reactor;
-  }
   command::Command command;
   *command.mutable_events_save_snapshot() = *request;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   ProposeAndFinish(
-      reactor, std::move(command), response,
+      reactor, events::ValidateSaveSnapshot(*request), std::move(command), response,
       [](command::CommandResult & r) -> auto& { return *r.mutable_events_save_snapshot(); });
   return reactor;
 }
@@ -447,13 +433,8 @@ grpc::ServerUnaryReactor* EventsService::ReadStream(grpc::CallbackServerContext*
                                                     const v1::ReadStreamRequest* request,
                                                     v1::ReadStreamResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ReadAndFinish(reactor, [this, request, response] {
-    Status status = node_->events()->ReadStream(*request, NowUnixNanos(), response);
-    if (status.ok()) {
-      response->mutable_header()->set_revision(node_->kv()->CurrentRevision());
-      identity_->FillHeader(response->mutable_header());
-    }
-    return status;
+  ReadAndFinish(reactor, response, [this, request, response] {
+    return node_->events()->ReadStream(*request, NowUnixNanos(), response);
   });
   return reactor;
 }
@@ -462,13 +443,8 @@ grpc::ServerUnaryReactor* EventsService::ReadAll(grpc::CallbackServerContext* co
                                                  const v1::ReadAllRequest* request,
                                                  v1::ReadAllResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ReadAndFinish(reactor, [this, request, response] {
-    Status status = node_->events()->ReadAll(*request, NowUnixNanos(), response);
-    if (status.ok()) {
-      response->mutable_header()->set_revision(node_->kv()->CurrentRevision());
-      identity_->FillHeader(response->mutable_header());
-    }
-    return status;
+  ReadAndFinish(reactor, response, [this, request, response] {
+    return node_->events()->ReadAll(*request, NowUnixNanos(), response);
   });
   return reactor;
 }
@@ -477,13 +453,8 @@ grpc::ServerUnaryReactor* EventsService::GetStreamMetadata(
     grpc::CallbackServerContext* context, const v1::GetStreamMetadataRequest* request,
     v1::GetStreamMetadataResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ReadAndFinish(reactor, [this, request, response] {
-    Status status = node_->events()->GetMetadata(*request, response);
-    if (status.ok()) {
-      response->mutable_header()->set_revision(node_->kv()->CurrentRevision());
-      identity_->FillHeader(response->mutable_header());
-    }
-    return status;
+  ReadAndFinish(reactor, response, [this, request, response] {
+    return node_->events()->GetMetadata(*request, response);
   });
   return reactor;
 }
@@ -492,13 +463,8 @@ grpc::ServerUnaryReactor* EventsService::ReadAggregate(grpc::CallbackServerConte
                                                        const v1::ReadAggregateRequest* request,
                                                        v1::ReadAggregateResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ReadAndFinish(reactor, [this, request, response] {
-    Status status = node_->events()->ReadAggregate(*request, NowUnixNanos(), response);
-    if (status.ok()) {
-      response->mutable_header()->set_revision(node_->kv()->CurrentRevision());
-      identity_->FillHeader(response->mutable_header());
-    }
-    return status;
+  ReadAndFinish(reactor, response, [this, request, response] {
+    return node_->events()->ReadAggregate(*request, NowUnixNanos(), response);
   });
   return reactor;
 }
@@ -508,7 +474,10 @@ grpc::ServerUnaryReactor* EventsService::VerifyChain(grpc::CallbackServerContext
                                                      v1::VerifyChainResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // A full walk: run it on a read thread after the read index, like any read.
-  ReadAndFinish(reactor, [this, response] { return node_->events()->VerifyChain(response); });
+  node_->ReadIndex([this, reactor, response](const Status& ready) {
+    Status status = ready.ok() ? node_->events()->VerifyChain(response) : ready;
+    reactor->Finish(ToGrpcStatus(status));
+  });
   return reactor;
 }
 

@@ -72,12 +72,14 @@ class EventsService final : public events::v1::Events::CallbackService {
   class Subscription;
   friend class Subscription;
 
+  // Finishes `reactor` with `validation` when it failed; else proposes `command` and, when it
+  // applied, moves take(result) into *response, fills the header and finishes.
   template <typename Response, typename Take>
-  void ProposeAndFinish(grpc::ServerUnaryReactor* reactor, command::Command command,
-                        Response* response, Take take);
-  // Runs `read` after a read index (linearizable), then finishes `reactor` with its status.
-  template <typename Read>
-  void ReadAndFinish(grpc::ServerUnaryReactor* reactor, Read read);
+  void ProposeAndFinish(grpc::ServerUnaryReactor* reactor, const Status& validation,
+                        command::Command command, Response* response, Take take);
+  // Runs `read` after a read index (linearizable), fills the header, and finishes `reactor`.
+  template <typename Response, typename Read>
+  void ReadAndFinish(grpc::ServerUnaryReactor* reactor, Response* response, Read read);
 
   void PumpLoop();
   // Wakes the pump (a subscription became idle, or events were written).

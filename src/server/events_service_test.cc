@@ -52,7 +52,8 @@ class EventsServiceTest : public ServerTestBase {
     return stub_->Append(&context, req, resp);
   }
 
-  std::vector<v1::RecordedEvent> ReadStream(const std::string& stream, grpc::Status* out = nullptr) {
+  std::vector<v1::RecordedEvent> ReadStream(const std::string& stream,
+                                            grpc::Status* out = nullptr) {
     v1::ReadStreamRequest req;
     req.set_stream(stream);
     req.set_count(4096);

@@ -26,9 +26,8 @@
 namespace cairn::storage {
 namespace {
 
-constexpr std::array<Family, kFamilyCount> kFamilies = {Family::kMeta, Family::kKvLatest,
-                                                        Family::kKvHistory, Family::kLease,
-                                                        Family::kEvents};
+constexpr std::array<Family, kFamilyCount> kFamilies = {
+    Family::kMeta, Family::kKvLatest, Family::kKvHistory, Family::kLease, Family::kEvents};
 
 // See CompactRange().
 constexpr int kCompactRangePassesMax = 2;
