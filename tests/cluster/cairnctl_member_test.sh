@@ -13,10 +13,18 @@
 #   - a learner added by cairnctl joins, catches up, and `cairnctl member promote` makes it a
 #     voter.
 # Usage: cairnctl_member_test.sh <cairnd binary> <cairnctl binary>
-set -euo pipefail
+set -Eeuo pipefail
 CAIRND=$1
 CAIRNCTL=$2
 source "$(dirname "$0")/../compat/lib.sh"
+# set -e would end the script silently: every command that fails outside a condition says
+# which one and where. Subshells (command substitutions, pipeline parts) return: their status
+# reaches the main shell, which reports the command that used it.
+on_error() {
+  [ "$BASHPID" == "$$" ] || return 0
+  fail "line $2: \`$3\` exited with status $1"
+}
+trap 'on_error $? $LINENO "$BASH_COMMAND"' ERR
 ETCDCTL=${ETCDCTL:-/usr/bin/etcdctl}
 require_tool "$ETCDCTL"
 make_temp_dir
@@ -111,7 +119,9 @@ same "member promote without id" member promote
 same "member remove of an unknown id" member remove 1
 same "member update of an unknown id" member update 1 --peer-urls=http://127.0.0.1:9
 same "member promote of an unknown id" member promote 1
-VOTER=$(etcd_ctl member list | head -1 | cut -d, -f1)
+# awk, not head -1: head exits after one line and etcdctl, which writes a line at a time, then
+# dies of SIGPIPE (status 141, fatal under pipefail).
+VOTER=$(etcd_ctl member list | awk -F, 'NR == 1 {print $1}')
 same "member promote of a voter" member promote "$VOTER"
 same "member add of a peer URL in use" member add x --peer-urls="http://127.0.0.1:${PEER[1]}"
 for format in simple json; do
@@ -157,6 +167,20 @@ for line in sys.stdin.read().split("\n"):
         line = "ETCD_INITIAL_CLUSTER=\"" + ",".join(sorted(line[22:-1].split(","))) + "\""
     print(line)'
 }
+# drop_initial_cluster_entry <entry>: stdin with that entry removed from the
+# ETCD_INITIAL_CLUSTER line; fails if the line is there without the entry.
+drop_initial_cluster_entry() {
+  python3 -c 'import sys
+entry, found, lines = sys.argv[1], True, []
+for line in sys.stdin.read().split("\n"):
+    if line.startswith("ETCD_INITIAL_CLUSTER=\"") and line.endswith("\""):
+        entries = line[22:-1].split(",")
+        found = entry in entries
+        line = "ETCD_INITIAL_CLUSTER=\"" + ",".join(e for e in entries if e != entry) + "\""
+    lines.append(line)
+sys.stdout.write("\n".join(lines))
+sys.exit(0 if found else 1)' "$1"
+}
 new_id() { # new_id <name> <member add output>: the added member's id from the member list
   "$ETCDCTL" --endpoints="$EP" member list | awk -F', ' -v url="$1" '$4 == url {print $1}'
 }
@@ -170,14 +194,15 @@ add_compare() { # add_compare <what> <flags...>
   out_c=$(run_client cairn_ctl member add c-new --peer-urls="$url_c" "$@")
   id_c=$(new_id "$url_c")
   [ -n "$id_e" ] && [ -n "$id_c" ] || fail "$what: no new member in the list (etcdctl: $out_e; cairnctl: $out_c)"
-  # The other client's new member shows in the second list: drop it from both.
-  out_e=$(echo "$out_e" | sed -E "s#,?c-new=$url_c##; s#,?=$url_c##")
-  out_c=$(echo "$out_c" | sed -E "s#,?=$url_e##")
+  # The other client's new member (not started, so without a name) shows in the second
+  # list, at any position (the list is ordered by the random ids): drop exactly that entry.
+  out_c=$(drop_initial_cluster_entry "=$url_e" <<<"$out_c") ||
+    fail "$what: cairnctl's ETCD_INITIAL_CLUSTER lacks etcdctl's new member =$url_e:$nl$out_c"
   # JSON: the second add also lists the first's member; compare the added member and header.
   if [[ "$out_e" == "{"* ]]; then
     local pick='import json,sys; d=json.loads(sys.stdin.readline()); print(json.dumps([d["header"]["cluster_id"], d["member"], len(d["members"])]))'
-    out_e=$(echo "$out_e" | head -1 | python3 -c "$pick")
-    out_c=$(echo "$out_c" | head -1 | python3 -c "$pick" | sed 's/, 5]$/, 4]/')
+    out_e=$(python3 -c "$pick" <<<"$out_e")
+    out_c=$(python3 -c "$pick" <<<"$out_c" | sed 's/, 5]$/, 4]/')
   fi
   out_e=$(echo "$out_e" | normalize_member "$id_e" e-new | sed "s#$url_e#URL#g")
   out_c=$(echo "$out_c" | normalize_member "$id_c" c-new | sed "s#$url_c#URL#g")
@@ -203,7 +228,7 @@ expect_eq "members after adding and removing" "$(cairn_ctl member list | wc -l)"
 # ---- a learner added by cairnctl joins, catches up and is promoted ----
 for n in $(seq 1 20); do cairn_ctl put "k$n" "v$n" >/dev/null; done
 ADD=$(cairn_ctl member add m3 --peer-urls="http://127.0.0.1:${PEER[3]}" --learner) || fail "member add --learner: $ADD"
-echo "$ADD" | grep -q '^ETCD_INITIAL_CLUSTER_STATE="existing"$' || fail "member add output: $ADD"
+grep -q '^ETCD_INITIAL_CLUSTER_STATE="existing"$' <<<"$ADD" || fail "member add output: $ADD"
 INITIAL=$(echo "$ADD" | sed -n 's/^ETCD_INITIAL_CLUSTER="\(.*\)"$/\1/p')
 LEARNER=$(new_id "http://127.0.0.1:${PEER[3]}")
 expect_eq "the learner is listed as an unstarted learner" \
@@ -219,7 +244,7 @@ expect_eq "member promote" "$promoted" "$(printf 'Member %16s promoted in cluste
 # A member publishes its name (started) once it has applied its own addition.
 listed=""
 for _ in $(seq 1 100); do
-  listed=$(cairn_ctl member list | grep "^$LEARNER, " | cut -d, -f2,3,6)
+  listed=$(cairn_ctl member list | grep "^$LEARNER, " | cut -d, -f2,3,6) || true
   [ "$listed" == " started, m3, false" ] && break
   sleep 0.1
 done
