@@ -53,8 +53,8 @@ TEST(RocksDbEngineTest, CreatesOneColumnFamilyPerFamily) {
   std::vector<std::string> names;
   ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), options.path, &names).ok());
   std::sort(names.begin(), names.end());
-  EXPECT_EQ(names,
-            (std::vector<std::string>{"default", "kv_history", "kv_latest", "lease", "meta"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"default", "events", "kv_history", "kv_latest",
+                                             "lease", "meta"}));
 }
 
 TEST(RocksDbEngineTest, OpensADatabaseWithAnUnknownFamily) {
