@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev
   librocksdb-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  libssl-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
+  libssl-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev liblua5.4-dev
   etcd-client etcd-server python3-etcd3 curl
 )
 

@@ -108,6 +108,74 @@ std::string SnapshotKey(uint64_t stream_id) {
   return key;
 }
 
+std::string GroupKey(std::string_view source, std::string_view group) {
+  std::string key = Tagged(kGroupTag, source.size() + 1 + group.size());
+  key.append(source);
+  key.push_back('\0');
+  key.append(group);
+  return key;
+}
+
+std::string GroupPrefix(std::string_view source) {
+  std::string key = Tagged(kGroupTag, source.size() + 1);
+  if (source.empty()) return key;
+  key.append(source);
+  key.push_back('\0');
+  return key;
+}
+
+std::string GroupEventPrefix(uint64_t group_id) {
+  std::string key = Tagged(kGroupEventTag, 20);
+  coding::PutBigEndian64(&key, group_id);
+  return key;
+}
+
+std::string GroupEventKey(uint64_t group_id, uint64_t major, uint32_t minor) {
+  std::string key = GroupEventPrefix(group_id);
+  coding::PutBigEndian64(&key, major);
+  PutBigEndian32(&key, minor);
+  return key;
+}
+
+bool DecodeGroupEventKey(std::string_view key, uint64_t* major, uint32_t* minor) {
+  if (key.size() != 21 || key[0] != kGroupEventTag) return false;
+  *major = coding::DecodeBigEndian64(key.data() + 9);
+  *minor = DecodeBigEndian32(key.data() + 17);
+  return true;
+}
+
+std::string ReplayPrefix(uint64_t group_id) {
+  std::string key = Tagged(kReplayTag, 16);
+  coding::PutBigEndian64(&key, group_id);
+  return key;
+}
+
+std::string ReplayKey(uint64_t group_id, uint64_t sequence) {
+  std::string key = ReplayPrefix(group_id);
+  coding::PutBigEndian64(&key, sequence);
+  return key;
+}
+
+bool DecodeReplayKey(std::string_view key, uint64_t* sequence) {
+  if (key.size() != 17 || key[0] != kReplayTag) return false;
+  *sequence = coding::DecodeBigEndian64(key.data() + 9);
+  return true;
+}
+
+std::string ParkedIndexName(std::string_view source, std::string_view group) {
+  std::string name(source);
+  name.append("::");
+  name.append(group);
+  return name;
+}
+
+std::string ParkedStreamName(std::string_view source, std::string_view group) {
+  std::string name(kParkedStreamPrefix);
+  name.append(ParkedIndexName(source, group));
+  name.append(kParkedStreamSuffix);
+  return name;
+}
+
 std::string EncodePointer(const Pointer& pointer) {
   std::string value;
   coding::PutBigEndian64(&value, pointer.stream_id);
@@ -119,6 +187,25 @@ bool DecodePointer(std::string_view value, Pointer* pointer) {
   if (value.size() != 16) return false;
   pointer->stream_id = coding::DecodeBigEndian64(value.data());
   pointer->version = coding::DecodeBigEndian64(value.data() + 8);
+  return true;
+}
+
+std::string EncodeIdEntry(const Pointer& pointer, uint64_t revision, uint32_t index) {
+  std::string value = EncodePointer(pointer);
+  value.append(EncodePosition(revision, index));
+  return value;
+}
+
+bool DecodeIdEntry(std::string_view value, IdEntry* entry) {
+  if (value.size() != 16 && value.size() != 28) return false;
+  if (!DecodePointer(value.substr(0, 16), &entry->pointer)) return false;
+  entry->position.reset();
+  if (value.size() == 28) {
+    uint64_t revision = 0;
+    uint32_t index = 0;
+    if (!DecodePosition(value.substr(16), &revision, &index)) return false;
+    entry->position.emplace(revision, index);
+  }
   return true;
 }
 

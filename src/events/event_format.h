@@ -5,11 +5,18 @@
 //   "N" stream id (8 BE)                    -> stream name
 //   "E" stream id (8 BE) version (8 BE)     -> records::EventRecord
 //   "A" revision (8 BE) index (4 BE)        -> stream id (8 BE) version (8 BE)      ($all)
-//   "I" event id (16)                       -> stream id (8 BE) version (8 BE)      (idempotency)
+//   "I" event id (16)                       -> stream id, version, revision, index (IdEntry)
 //   "C" category "\0" number (8 BE)         -> revision (8 BE) index (4 BE)         ($ce-)
 //   "T" event type "\0" number (8 BE)       -> revision (8 BE) index (4 BE)         ($et-)
 //   "c" category / "t" event type           -> count (8 BE): the next number
 //   "P" stream id (8 BE)                    -> records::SnapshotRecord
+// persistent subscriptions (src/events/persistent_state.h):
+//   "G" source "\0" group                   -> records::PersistentGroupRecord
+//   "g"                                     -> the next group id (8 BE)
+//   "R" group id (8 BE) cursor (12)         -> records::PersistentEventRecord
+//   "U" group id (8 BE) sequence (8 BE)     -> records::ReplayRecord
+//   "K" source "::" group "\0" number (8 BE) -> revision (8 BE) index (4 BE)   (parked stream)
+//   "k" source "::" group                   -> count (8 BE): the next number
 // and the chain head in kMeta under kChainHeadKey.
 #pragma once
 
@@ -17,6 +24,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "cairn/events.pb.h"
 #include "cairn/events_storage.pb.h"
@@ -35,6 +43,14 @@ inline constexpr char kTypeTag = 'T';
 inline constexpr char kCategoryCountTag = 'c';
 inline constexpr char kTypeCountTag = 't';
 inline constexpr char kSnapshotTag = 'P';
+// Tags whose keys an append writes in increasing order (storage insert hints).
+inline constexpr std::string_view kSequentialTags = "AECT";
+inline constexpr char kGroupTag = 'G';
+inline constexpr std::string_view kGroupCounterKey = "g";
+inline constexpr char kGroupEventTag = 'R';
+inline constexpr char kReplayTag = 'U';
+inline constexpr char kParkedTag = 'K';
+inline constexpr char kParkedCountTag = 'k';
 
 // A stream's place in $all.
 struct Pointer {
@@ -57,8 +73,34 @@ bool DecodeIndexNumber(std::string_view key, uint64_t* number);
 std::string CountKey(char tag, std::string_view name);
 std::string SnapshotKey(uint64_t stream_id);
 
+// Persistent subscriptions. A cursor is 12 bytes: (version, 0) for a stream source,
+// (revision, index) for "$all"; big-endian so keys sort in source order.
+std::string GroupKey(std::string_view source, std::string_view group);
+// Every group of `source` (all groups when empty) sorts after this and before its end.
+std::string GroupPrefix(std::string_view source);
+std::string GroupEventKey(uint64_t group_id, uint64_t major, uint32_t minor);
+std::string GroupEventPrefix(uint64_t group_id);
+bool DecodeGroupEventKey(std::string_view key, uint64_t* major, uint32_t* minor);
+std::string ReplayKey(uint64_t group_id, uint64_t sequence);
+std::string ReplayPrefix(uint64_t group_id);
+bool DecodeReplayKey(std::string_view key, uint64_t* sequence);
+// The parked stream of a group: "$persistentsubscription-<source>::<group>-parked"; its index
+// name (kParkedTag/kParkedCountTag) is "<source>::<group>".
+inline constexpr std::string_view kParkedStreamPrefix = "$persistentsubscription-";
+inline constexpr std::string_view kParkedStreamSuffix = "-parked";
+std::string ParkedIndexName(std::string_view source, std::string_view group);
+std::string ParkedStreamName(std::string_view source, std::string_view group);
+
 std::string EncodePointer(const Pointer& pointer);
 bool DecodePointer(std::string_view value, Pointer* pointer);
+// "I" values: the pointer, then the event's position (revision (8) index (4)). Values written
+// before session 5 hold the pointer only (position absent).
+struct IdEntry {
+  Pointer pointer;
+  std::optional<std::pair<uint64_t, uint32_t>> position;
+};
+std::string EncodeIdEntry(const Pointer& pointer, uint64_t revision, uint32_t index);
+bool DecodeIdEntry(std::string_view value, IdEntry* entry);
 std::string EncodePosition(uint64_t revision, uint32_t index);
 bool DecodePosition(std::string_view value, uint64_t* revision, uint32_t* index);
 std::string EncodeU64(uint64_t value);

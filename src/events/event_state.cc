@@ -85,13 +85,13 @@ class Reader {
     return std::optional<EventRecord>(std::move(record));
   }
 
-  Result<std::optional<format::Pointer>> IdPointer(std::string_view id_bytes) {
+  Result<std::optional<format::IdEntry>> IdPointer(std::string_view id_bytes) {
     std::string value;
     CAIRN_ASSIGN_OR_RETURN(bool found, Get(format::IdKey(id_bytes), &value));
-    if (!found) return std::optional<format::Pointer>();
-    format::Pointer pointer;
-    if (!format::DecodePointer(value, &pointer)) return Corrupt("id index entry");
-    return std::optional<format::Pointer>(pointer);
+    if (!found) return std::optional<format::IdEntry>();
+    format::IdEntry entry;
+    if (!format::DecodeIdEntry(value, &entry)) return Corrupt("id index entry");
+    return std::optional<format::IdEntry>(entry);
   }
 
   Result<uint64_t> Count(char tag, std::string_view name) {
@@ -185,6 +185,28 @@ bool HasPrefix(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
+bool IsParkedStream(std::string_view stream) {
+  return stream.size() > format::kParkedStreamPrefix.size() + format::kParkedStreamSuffix.size() &&
+         HasPrefix(stream, format::kParkedStreamPrefix) &&
+         stream.substr(stream.size() - format::kParkedStreamSuffix.size()) ==
+             format::kParkedStreamSuffix;
+}
+
+// The counter tag of an index stream's tag.
+char CountTagOf(char tag) {
+  switch (tag) {
+    case format::kCategoryTag:
+      return format::kCategoryCountTag;
+    case format::kTypeTag:
+      return format::kTypeCountTag;
+    case format::kParkedTag:
+      return format::kParkedCountTag;
+    default:
+      CAIRN_CHECK(false);
+      return 0;
+  }
+}
+
 bool MatchesAny(std::string_view s,
                 const google::protobuf::RepeatedPtrField<std::string>& prefixes) {
   if (prefixes.empty()) return true;
@@ -252,10 +274,7 @@ Status ReadIndexStream(Reader* reader, char tag, std::string_view name, std::str
                        bool backwards, bool from_end, uint64_t from, size_t count,
                        int64_t now_unix_nanos, std::vector<v1::RecordedEvent>* out,
                        bool* end_of_stream, uint64_t* next_version, uint64_t* total) {
-  CAIRN_ASSIGN_OR_RETURN(
-      *total,
-      reader->Count(tag == format::kCategoryTag ? format::kCategoryCountTag : format::kTypeCountTag,
-                    name));
+  CAIRN_ASSIGN_OR_RETURN(*total, reader->Count(CountTagOf(tag), name));
   (void)stream;
   *end_of_stream = true;
   if (*total == 0) return Status::Ok();
@@ -319,9 +338,11 @@ Status ValidateStreamName(std::string_view stream, bool allow_system) {
     if (!allow_system) {
       return Invalid("stream names starting with '$' are reserved for system streams");
     }
+    if (IsParkedStream(stream)) return Status::Ok();
     if (!HasPrefix(stream, kCategoryStreamPrefix) && !HasPrefix(stream, kTypeStreamPrefix)) {
       return Status::NotFound("events: unknown system stream '" + std::string(stream) +
-                              "' (system streams are $ce-<category> and $et-<type>)");
+                              "' (system streams are $ce-<category>, $et-<type> and "
+                              "$persistentsubscription-<source>::<group>-parked)");
     }
     if (stream.size() == 4)
       return Invalid("system stream '" + std::string(stream) + "' names nothing");
@@ -329,7 +350,10 @@ Status ValidateStreamName(std::string_view stream, bool allow_system) {
   return Status::Ok();
 }
 
-Status ValidateAppend(const v1::AppendRequest& req) {
+namespace {
+
+// ValidateAppend, also handing out the parsed ids (16 bytes each, in request order).
+Status ValidateAppendIds(const v1::AppendRequest& req, std::vector<std::string>* ids) {
   CAIRN_RETURN_IF_ERROR(ValidateStreamName(req.stream(), /*allow_system=*/false));
   CAIRN_RETURN_IF_ERROR(ValidateExpected(req.expected_kind()));
   if (req.events().empty()) return Invalid("an append needs at least one event");
@@ -338,7 +362,9 @@ Status ValidateAppend(const v1::AppendRequest& req) {
                    " events exceeds the limit of " +
                    std::to_string(EventLimits::kEventsPerAppendMax));
   }
-  std::set<std::string> ids;
+  ids->clear();
+  ids->reserve(req.events_size());  // no reallocation: `seen` points into it
+  std::set<std::string_view> seen;
   for (int i = 0; i < req.events_size(); ++i) {
     const v1::NewEvent& event = req.events(i);
     const std::string which = "event " + std::to_string(i);
@@ -347,7 +373,10 @@ Status ValidateAppend(const v1::AppendRequest& req) {
       return Invalid(which + ": id '" + event.id() +
                      "' is not a UUID (expected xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)");
     }
-    if (!ids.insert(*id).second) return Invalid(which + ": id " + event.id() + " appears twice");
+    ids->push_back(std::move(*id));
+    if (!seen.insert(ids->back()).second) {
+      return Invalid(which + ": id " + event.id() + " appears twice");
+    }
     if (event.type().empty()) return Invalid(which + ": event type is empty");
     if (event.type().size() > EventLimits::kEventTypeBytesMax) {
       return Invalid(which + ": event type of " + std::to_string(event.type().size()) +
@@ -372,6 +401,13 @@ Status ValidateAppend(const v1::AppendRequest& req) {
     }
   }
   return Status::Ok();
+}
+
+}  // namespace
+
+Status ValidateAppend(const v1::AppendRequest& req) {
+  std::vector<std::string> ids;
+  return ValidateAppendIds(req, &ids);
 }
 
 Status ValidateDeleteStream(const v1::DeleteStreamRequest& req) {
@@ -423,25 +459,34 @@ void EventState::WriteHead(storage::WriteBatch* batch) const {
 }
 
 void EventState::OnBatchWritten() {
+  persistent_.OnBatchWritten();
   written_ = pending_;
-  std::shared_ptr<const std::function<void()>> listener;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (published_events_ == written_.events) return;
     published_events_ = written_.events;
-    listener = listener_;
   }
   written_cv_.notify_all();
-  if (listener) (*listener)();
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  for (const auto& [id, listener] : listeners_) listener();
 }
 
-void EventState::SetWriteListener(std::function<void()> listener) {
-  std::lock_guard<std::mutex> lock(mu_);
-  listener_ =
-      listener ? std::make_shared<const std::function<void()>>(std::move(listener)) : nullptr;
+uint64_t EventState::AddWriteListener(std::function<void()> listener) {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  const uint64_t id = next_listener_id_++;
+  listeners_.emplace(id, std::move(listener));
+  return id;
 }
 
-void EventState::OnBatchAborted() { pending_ = written_; }
+void EventState::RemoveWriteListener(uint64_t id) {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  listeners_.erase(id);
+}
+
+void EventState::OnBatchAborted() {
+  pending_ = written_;
+  persistent_.OnBatchAborted();
+}
 
 uint64_t EventState::WaitForEvents(uint64_t seen, std::chrono::milliseconds timeout) const {
   std::unique_lock<std::mutex> lock(mu_);
@@ -466,24 +511,23 @@ Status EventState::ApplyAppend(storage::WriteBatch* batch, const command::Events
                                v1::AppendResponse* resp, std::vector<mvccpb::Event>* kv_events) {
   resp->Clear();
   const v1::AppendRequest& req = command.request();
-  CAIRN_RETURN_IF_ERROR(ValidateAppend(req));
   std::vector<std::string> ids;
-  ids.reserve(req.events_size());
-  for (const v1::NewEvent& event : req.events()) ids.push_back(*format::ParseUuid(event.id()));
+  CAIRN_RETURN_IF_ERROR(ValidateAppendIds(req, &ids));
 
   Reader reader(batch);
   CAIRN_ASSIGN_OR_RETURN(std::optional<StreamRecord> stream, reader.Stream(req.stream()));
   if (stream.has_value() && stream->hard_deleted()) return ErrStreamDeleted(req.stream());
 
   // Deterministic idempotency: the id index is replicated state, never evicted.
-  CAIRN_ASSIGN_OR_RETURN(std::optional<format::Pointer> first, reader.IdPointer(ids[0]));
-  if (first.has_value()) {
+  CAIRN_ASSIGN_OR_RETURN(std::optional<format::IdEntry> first_entry, reader.IdPointer(ids[0]));
+  if (first_entry.has_value()) {
+    const format::Pointer* first = &first_entry->pointer;
     bool same_stream = stream.has_value() && first->stream_id == stream->stream_id();
     bool all_match = same_stream;
     for (size_t i = 1; all_match && i < ids.size(); ++i) {
-      CAIRN_ASSIGN_OR_RETURN(std::optional<format::Pointer> at, reader.IdPointer(ids[i]));
-      all_match =
-          at.has_value() && at->stream_id == first->stream_id && at->version == first->version + i;
+      CAIRN_ASSIGN_OR_RETURN(std::optional<format::IdEntry> at, reader.IdPointer(ids[i]));
+      all_match = at.has_value() && at->pointer.stream_id == first->stream_id &&
+                  at->pointer.version == first->version + i;
     }
     if (!all_match) {
       return Status::AlreadyExists("events: event id " + req.events(0).id() +
@@ -512,20 +556,25 @@ Status EventState::ApplyAppend(storage::WriteBatch* batch, const command::Events
       resp->mutable_header()->set_revision(kv_->PendingRevision());
       return Status::Ok();
     }
-    CAIRN_ASSIGN_OR_RETURN(std::optional<EventRecord> event,
-                           reader.Event(first->stream_id, first->version));
-    if (!event.has_value()) return Corrupt("id index entry without its event");
+    if (!first_entry->position.has_value()) {
+      // An entry written before positions were kept in it: the event has the position (it
+      // was written in an earlier batch, so the batch reads it from the engine).
+      CAIRN_ASSIGN_OR_RETURN(std::optional<EventRecord> event,
+                             reader.Event(first->stream_id, first->version));
+      if (!event.has_value()) return Corrupt("id index entry without its event");
+      first_entry->position.emplace(event->revision(), event->index());
+    }
     v1::AppendSuccess* success = resp->mutable_success();
     success->set_first_version(first->version);
     success->set_current_version(first->version + ids.size() - 1);
-    success->mutable_position()->set_revision(event->revision());
-    success->mutable_position()->set_index(event->index());
+    success->mutable_position()->set_revision(first_entry->position->first);
+    success->mutable_position()->set_index(first_entry->position->second);
     success->set_idempotent_replay(true);
     resp->mutable_header()->set_revision(kv_->PendingRevision());
     return Status::Ok();
   }
   for (size_t i = 1; i < ids.size(); ++i) {
-    CAIRN_ASSIGN_OR_RETURN(std::optional<format::Pointer> at, reader.IdPointer(ids[i]));
+    CAIRN_ASSIGN_OR_RETURN(std::optional<format::IdEntry> at, reader.IdPointer(ids[i]));
     if (at.has_value()) {
       return Status::AlreadyExists("events: event id " + req.events(static_cast<int>(i)).id() +
                                    " was already appended");
@@ -587,19 +636,23 @@ Status EventState::ApplyAppend(storage::WriteBatch* batch, const command::Events
       const format::Pointer pointer{record.stream_id(), version};
       const std::string pointer_value = format::EncodePointer(pointer);
       const std::string position_value = format::EncodePosition(revision, index);
-      batch->Put(Family::kEvents, format::EventKey(record.stream_id(), version),
-                 event.SerializeAsString());
-      batch->Put(Family::kEvents, format::AllKey(revision, index), pointer_value);
-      batch->Put(Family::kEvents, format::IdKey(ids[i]), pointer_value);
+      // Events, $all and the system projection entries are written once and never read by a
+      // command (the id entry carries what an idempotent retry needs): no need for the batch
+      // to index them.
+      batch->PutUnread(Family::kEvents, format::EventKey(record.stream_id(), version),
+                       event.SerializeAsString());
+      batch->PutUnread(Family::kEvents, format::AllKey(revision, index), pointer_value);
+      batch->Put(Family::kEvents, format::IdKey(ids[i]),
+                 format::EncodeIdEntry(pointer, revision, index));
       if (category.has_value()) {
         CAIRN_ASSIGN_OR_RETURN(uint64_t number,
                                next_number(format::kCategoryCountTag, std::string(*category)));
-        batch->Put(Family::kEvents, format::IndexKey(format::kCategoryTag, *category, number),
-                   position_value);
+        batch->PutUnread(Family::kEvents, format::IndexKey(format::kCategoryTag, *category, number),
+                         position_value);
       }
       CAIRN_ASSIGN_OR_RETURN(uint64_t number, next_number(format::kTypeCountTag, in.type()));
-      batch->Put(Family::kEvents, format::IndexKey(format::kTypeTag, in.type(), number),
-                 position_value);
+      batch->PutUnread(Family::kEvents, format::IndexKey(format::kTypeTag, in.type(), number),
+                       position_value);
     }
     for (const auto& [key, count] : counters) {
       batch->Put(Family::kEvents, format::CountKey(key.first, key.second),
@@ -766,6 +819,13 @@ Status ReadPlainStream(Reader* reader, std::string_view name, const StreamRecord
 }
 
 bool IsIndexStream(std::string_view stream, char* tag, std::string_view* name) {
+  if (IsParkedStream(stream)) {
+    *tag = format::kParkedTag;
+    *name = stream.substr(
+        format::kParkedStreamPrefix.size(),
+        stream.size() - format::kParkedStreamPrefix.size() - format::kParkedStreamSuffix.size());
+    return true;
+  }
   if (HasPrefix(stream, kCategoryStreamPrefix)) {
     *tag = format::kCategoryTag;
     *name = stream.substr(kCategoryStreamPrefix.size());

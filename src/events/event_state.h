@@ -33,6 +33,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -44,6 +45,7 @@
 #include "cairn/events_storage.pb.h"
 #include "src/base/result.h"
 #include "src/events/event_format.h"
+#include "src/events/persistent_state.h"
 #include "src/mvcc/kv_state.h"
 #include "src/storage/engine.h"
 
@@ -103,6 +105,10 @@ class EventState {
   void OnBatchWritten();
   void OnBatchAborted();
 
+  // Persistent subscription groups (same family, same batches).
+  PersistentState* persistent() { return &persistent_; }
+  const PersistentState* persistent() const { return &persistent_; }
+
   // ---- Reads (any thread) ----
   // Errors: INVALID_ARGUMENT, NOT_FOUND (no such stream, or soft-deleted),
   // FAILED_PRECONDITION (hard-deleted).
@@ -128,9 +134,11 @@ class EventState {
   uint64_t EventCount() const;
   // Wakes every WaitForEvents (at shutdown).
   void WakeAll() const;
-  // Called on the apply thread after each written batch that added events (must be short and
-  // must not call back into this object). Replaces the previous listener; nullptr removes it.
-  void SetWriteListener(std::function<void()> listener);
+  // `listener` is called on the apply thread after each written batch that added events (it
+  // must be short and must not call back into this object). Returns an id for
+  // RemoveWriteListener, which returns once no call of that listener is running.
+  uint64_t AddWriteListener(std::function<void()> listener);
+  void RemoveWriteListener(uint64_t id);
 
  private:
   struct Head {
@@ -139,7 +147,7 @@ class EventState {
     uint64_t next_stream_id = 1;
   };
   EventState(storage::Engine* engine, mvcc::KvState* kv, const Head& head)
-      : engine_(engine), kv_(kv), pending_(head), written_(head) {}
+      : engine_(engine), kv_(kv), pending_(head), written_(head), persistent_(engine, kv) {}
 
   void WriteHead(storage::WriteBatch* batch) const;
 
@@ -147,11 +155,14 @@ class EventState {
   mvcc::KvState* const kv_;
   Head pending_;
   Head written_;
+  PersistentState persistent_;
 
   mutable std::mutex mu_;
   mutable std::condition_variable written_cv_;
-  uint64_t published_events_ = 0;                          // guarded by mu_
-  std::shared_ptr<const std::function<void()>> listener_;  // guarded by mu_
+  uint64_t published_events_ = 0;                        // guarded by mu_
+  std::map<uint64_t, std::function<void()>> listeners_;  // guarded by listeners_mu_
+  uint64_t next_listener_id_ = 1;                        // guarded by listeners_mu_
+  mutable std::mutex listeners_mu_;
 };
 
 }  // namespace cairn::events

@@ -241,6 +241,41 @@ TEST_P(EventStateTest, IdempotentRetryReturnsTheOriginalResult) {
   EXPECT_EQ(events_->EventCount(), 3u);
 }
 
+TEST_P(EventStateTest, IdempotentRetryInTheSameBatchAndWithOldIdEntries) {
+  // The original and its retry applied in one engine batch (the retry sees the original
+  // only through the batch).
+  command::EventsAppend command;
+  command.set_created_unix_nanos(kNow);
+  command.mutable_request()->set_stream("same-batch");
+  *command.mutable_request()->add_events() = Event(70);
+  *command.mutable_request()->add_events() = Event(71);
+  v1::AppendResponse original;
+  v1::AppendResponse retry;
+  ASSERT_TRUE(Apply([&](storage::WriteBatch* b) -> Status {
+                CAIRN_RETURN_IF_ERROR(events_->ApplyAppend(b, command, &original, nullptr));
+                return events_->ApplyAppend(b, command, &retry, nullptr);
+              }).ok());
+  ASSERT_TRUE(retry.has_success());
+  EXPECT_TRUE(retry.success().idempotent_replay());
+  EXPECT_EQ(retry.success().position().revision(), original.success().position().revision());
+
+  // An id entry in the format before positions were kept in it (stream id + version only):
+  // the retry finds the position in the event record.
+  auto batch = store_.engine()->NewWriteBatch();
+  std::string value;
+  ASSERT_TRUE(
+      *batch->Get(storage::Family::kEvents, format::IdKey(*format::ParseUuid(Uuid(70))), &value));
+  ASSERT_EQ(value.size(), 28u);
+  batch->Put(storage::Family::kEvents, format::IdKey(*format::ParseUuid(Uuid(70))),
+             value.substr(0, 16));
+  ASSERT_TRUE(store_.engine()->Write(batch.get()).ok());
+  ASSERT_TRUE(Append("same-batch", v1::ANY, 0, {Event(70), Event(71)}, &retry).ok());
+  ASSERT_TRUE(retry.has_success());
+  EXPECT_TRUE(retry.success().idempotent_replay());
+  EXPECT_EQ(retry.success().position().revision(), original.success().position().revision());
+  EXPECT_EQ(events_->EventCount(), 2u);
+}
+
 TEST_P(EventStateTest, OutboxCommitsWithTheEventsAtTheirRevision) {
   etcdserverpb::RequestOp put;
   put.mutable_request_put()->set_key("outbox/1");
@@ -435,6 +470,115 @@ TEST_P(EventStateTest, WaitForEventsWakesOnWrite) {
   EXPECT_EQ(events_->WaitForEvents(0, std::chrono::milliseconds(1)), 0u);
   MustAppend("m-1", {Event(1)});
   EXPECT_EQ(events_->WaitForEvents(0, std::chrono::milliseconds(1)), 1u);
+}
+
+TEST_P(EventStateTest, PersistentGroupsRecordProgressDeterministically) {
+  MustAppend("job-1", {Event(1), Event(2), Event(3)});
+  PersistentState* groups = events_->persistent();
+  v1::CreatePersistentSubscriptionRequest create;
+  create.set_source("job-1");
+  create.set_group("g");
+  create.mutable_settings()->set_from_end(true);
+  v1::CreatePersistentSubscriptionResponse created;
+  const uint64_t generation = groups->Generation();
+  ASSERT_TRUE(
+      Apply([&](storage::WriteBatch* b) { return groups->ApplyCreate(b, create, &created); }).ok());
+  EXPECT_GT(groups->Generation(), generation);
+  Status again =
+      Apply([&](storage::WriteBatch* b) { return groups->ApplyCreate(b, create, &created); });
+  EXPECT_EQ(again.code(), StatusCode::kAlreadyExists);
+
+  PersistentState::Progress progress;
+  ASSERT_TRUE(groups->LoadProgress("job-1", "g", &progress).ok());
+  ASSERT_TRUE(progress.group.has_checkpoint());
+  EXPECT_EQ(progress.group.checkpoint().version(), 2u);  // from the end: after version 2
+  const uint64_t group_id = progress.group.group_id();
+
+  // Progress: a handled event and a failed one beyond the checkpoint, one parked event.
+  command::PersistentProgress step;
+  step.set_source("job-1");
+  step.set_group("g");
+  step.set_group_id(group_id);
+  step.add_done()->set_version(5);
+  command::PersistentRetry* retry = step.add_retries();
+  retry->mutable_cursor()->set_version(4);
+  retry->set_retries(2);
+  step.add_done()->set_version(1);  // at or below the checkpoint: ignored
+  v1::Position* parked = step.add_parked();
+  parked->set_revision(2);
+  command::PersistentProgressResult result;
+  ASSERT_TRUE(
+      Apply([&](storage::WriteBatch* b) { return groups->ApplyProgress(b, step, &result); }).ok());
+  EXPECT_FALSE(result.stale());
+  ASSERT_TRUE(groups->LoadProgress("job-1", "g", &progress).ok());
+  ASSERT_EQ(progress.events.size(), 2u);
+  EXPECT_EQ(progress.events[0].first.major, 4u);
+  EXPECT_EQ(progress.events[0].second.retries(), 2u);
+  EXPECT_EQ(progress.events[1].first.major, 5u);
+  EXPECT_TRUE(progress.events[1].second.done());
+  EXPECT_EQ(*groups->ParkedCount("job-1", "g"), 1u);
+  v1::ReadStreamRequest read_parked;
+  read_parked.set_stream(format::ParkedStreamName("job-1", "g"));
+  v1::ReadStreamResponse parked_events;
+  ASSERT_TRUE(events_->ReadStream(read_parked, kNow, &parked_events).ok());
+  ASSERT_EQ(parked_events.events_size(), 1);
+  EXPECT_EQ(parked_events.events(0).id(), Uuid(1));
+
+  // The checkpoint moves forwards only; records below it are forgotten when told.
+  command::PersistentProgress forward;
+  forward.set_source("job-1");
+  forward.set_group("g");
+  forward.set_group_id(group_id);
+  forward.mutable_checkpoint()->set_version(5);
+  forward.add_forget()->set_version(4);
+  forward.add_forget()->set_version(5);
+  ASSERT_TRUE(Apply([&](storage::WriteBatch* b) {
+                return groups->ApplyProgress(b, forward, &result);
+              }).ok());
+  command::PersistentProgress backward = forward;
+  backward.mutable_checkpoint()->set_version(3);
+  ASSERT_TRUE(Apply([&](storage::WriteBatch* b) {
+                return groups->ApplyProgress(b, backward, &result);
+              }).ok());
+  ASSERT_TRUE(groups->LoadProgress("job-1", "g", &progress).ok());
+  EXPECT_EQ(progress.group.checkpoint().version(), 5u);
+  EXPECT_TRUE(progress.events.empty());
+
+  // Replay moves the parked entry to the replay queue.
+  v1::ReplayParkedRequest replay;
+  replay.set_source("job-1");
+  replay.set_group("g");
+  v1::ReplayParkedResponse replayed;
+  ASSERT_TRUE(Apply([&](storage::WriteBatch* b) {
+                return groups->ApplyReplayParked(b, replay, &replayed);
+              }).ok());
+  EXPECT_EQ(replayed.replayed(), 1u);
+  ASSERT_TRUE(groups->LoadProgress("job-1", "g", &progress).ok());
+  ASSERT_EQ(progress.replays.size(), 1u);
+  EXPECT_EQ(progress.group.replay_pending(), 1u);
+
+  // Delete and re-create: the new group has a new id; old progress is stale and gone.
+  v1::DeletePersistentSubscriptionRequest del;
+  del.set_source("job-1");
+  del.set_group("g");
+  v1::DeletePersistentSubscriptionResponse deleted;
+  ASSERT_TRUE(
+      Apply([&](storage::WriteBatch* b) { return groups->ApplyDelete(b, del, &deleted); }).ok());
+  create.mutable_settings()->clear_start();
+  ASSERT_TRUE(
+      Apply([&](storage::WriteBatch* b) { return groups->ApplyCreate(b, create, &created); }).ok());
+  ASSERT_TRUE(
+      Apply([&](storage::WriteBatch* b) { return groups->ApplyProgress(b, step, &result); }).ok());
+  EXPECT_TRUE(result.stale());
+  Reopen();
+  ASSERT_TRUE(events_->persistent()->LoadProgress("job-1", "g", &progress).ok());
+  EXPECT_NE(progress.group.group_id(), group_id);
+  EXPECT_FALSE(progress.group.has_checkpoint());
+  EXPECT_TRUE(progress.events.empty());
+  EXPECT_TRUE(progress.replays.empty());
+  std::vector<records::PersistentGroupRecord> listed;
+  ASSERT_TRUE(events_->persistent()->ListGroups("", &listed).ok());
+  EXPECT_EQ(listed.size(), 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, EventStateTest,

@@ -75,7 +75,15 @@ Status Applier::ApplyOne(storage::WriteBatch* batch, const command::Command& com
     case command::Command::kEventsDeleteStream:
     case command::Command::kEventsSetMetadata:
     case command::Command::kEventsSaveSnapshot:
+    case command::Command::kPersistentCreate:
+    case command::Command::kPersistentUpdate:
+    case command::Command::kPersistentDelete:
+    case command::Command::kPersistentProgress:
+    case command::Command::kPersistentReplayParked:
       return ApplyEvents(batch, command, result, events);
+    case command::Command::kProjections:
+      if (projections_ == nullptr) return Status::Internal("node: no projection definitions");
+      return projections_->Apply(batch, command.projections(), result->mutable_projections());
     case command::Command::REQUEST_NOT_SET:
       // An empty command still occupies its log index (deterministic no-op).
       return Status::Ok();
@@ -111,9 +119,26 @@ Status Applier::ApplyEvents(storage::WriteBatch* batch, const command::Command& 
     case command::Command::kEventsSetMetadata:
       return events_->ApplySetMetadata(batch, command.events_set_metadata(),
                                        result->mutable_events_set_metadata());
-    default:
+    case command::Command::kEventsSaveSnapshot:
       return events_->ApplySaveSnapshot(batch, command.events_save_snapshot(),
                                         result->mutable_events_save_snapshot());
+    case command::Command::kPersistentCreate:
+      return events_->persistent()->ApplyCreate(batch, command.persistent_create(),
+                                                result->mutable_persistent_create());
+    case command::Command::kPersistentUpdate:
+      return events_->persistent()->ApplyUpdate(batch, command.persistent_update(),
+                                                result->mutable_persistent_update());
+    case command::Command::kPersistentDelete:
+      return events_->persistent()->ApplyDelete(batch, command.persistent_delete(),
+                                                result->mutable_persistent_delete());
+    case command::Command::kPersistentProgress:
+      return events_->persistent()->ApplyProgress(batch, command.persistent_progress(),
+                                                  result->mutable_persistent_progress());
+    case command::Command::kPersistentReplayParked:
+      return events_->persistent()->ApplyReplayParked(batch, command.persistent_replay_parked(),
+                                                      result->mutable_persistent_replay_parked());
+    default:
+      return Status::Internal("node: not an events command");
   }
 }
 

@@ -23,6 +23,7 @@
 #include "cairn/command.pb.h"
 #include "src/base/result.h"
 #include "src/events/event_state.h"
+#include "src/events/projection/projection_definitions.h"
 #include "src/lease/lease_state.h"
 #include "src/mvcc/kv_state.h"
 #include "src/node/alarm_state.h"
@@ -83,6 +84,10 @@ class Applier {
   void set_membership(Membership* membership) { membership_ = membership; }
   // The event store for events_* commands (they fail without it).
   void set_events(events::EventState* events) { events_ = events; }
+  // User projection and upcaster definitions for projections commands (they fail without).
+  void set_projections(events::projection::ProjectionDefinitions* projections) {
+    projections_ = projections;
+  }
 
  private:
   Applier(storage::Engine* engine, mvcc::KvState* kv, uint64_t applied_index, EventSink sink)
@@ -103,6 +108,7 @@ class Applier {
   AlarmState* alarms_ = nullptr;
   Membership* membership_ = nullptr;
   events::EventState* events_ = nullptr;
+  events::projection::ProjectionDefinitions* projections_ = nullptr;
   std::atomic<uint64_t> applied_index_;
 };
 

@@ -10,6 +10,7 @@
 
 #include "src/base/logging.h"
 #include "src/env/posix_file_system.h"
+#include "src/events/event_format.h"
 #include "src/storage/memory_engine.h"
 #include "src/storage/rocksdb_engine.h"
 
@@ -106,6 +107,8 @@ Status Node::OpenParts() {
   storage::EngineOptions engine_options = options_.engine;
   engine_options.path = options_.data_dir + "/state";
   engine_options.compaction_filter_factory = filter_;
+  engine_options.sequential_key_tags[static_cast<size_t>(storage::Family::kEvents)] =
+      events::format::kSequentialTags;
   if (options_.memory_engine) {
     engine_ = std::make_unique<storage::MemoryEngine>(engine_options);
   } else {
@@ -118,6 +121,9 @@ Status Node::OpenParts() {
   applier_->set_leases(leases_.get());
   CAIRN_ASSIGN_OR_RETURN(events_, events::EventState::Open(engine_.get(), kv_.get()));
   applier_->set_events(events_.get());
+  projections_ = std::make_unique<events::projection::ProjectionDefinitions>(engine_.get());
+  upcasters_ = std::make_unique<events::projection::Upcasters>(projections_.get());
+  applier_->set_projections(projections_.get());
   CAIRN_ASSIGN_OR_RETURN(alarms_, AlarmState::Open(engine_.get()));
   applier_->set_alarms(alarms_.get());
   CAIRN_ASSIGN_OR_RETURN(membership_, Membership::Open(engine_.get()));
@@ -184,8 +190,13 @@ Status Node::OpenRaft() {
       RaftLogStorage::Open(wal_.get(), fs, options_.data_dir + "/raft", membership_->Config(),
                            applier_->AppliedIndex(), storage_options));
   const bool log_empty = log_storage_->LastIndex() + 1 == log_storage_->FirstIndex();
-  if (membership_->Empty() && log_empty && !options_.join_existing) {
-    CAIRN_RETURN_IF_ERROR(Bootstrap());
+  if (membership_->Empty() && !options_.join_existing) {
+    if (log_empty) {
+      CAIRN_RETURN_IF_ERROR(Bootstrap());
+    } else {
+      CAIRN_ASSIGN_OR_RETURN(bool finished, log_storage_->FinishInterruptedBootstrap());
+      if (finished) Logger()->warn("finished a bootstrap that a crash interrupted");
+    }
   }
   uint64_t seed = options_.random_seed;
   if (seed == 0) {

@@ -41,6 +41,8 @@
 #include "src/base/result.h"
 #include "src/env/file_system.h"
 #include "src/env/random.h"
+#include "src/events/projection/projection_definitions.h"
+#include "src/events/projection/upcasters.h"
 #include "src/lease/lease_state.h"
 #include "src/mvcc/kv_state.h"
 #include "src/node/applier.h"
@@ -189,6 +191,9 @@ class Node {
   mvcc::KvState* kv() { return kv_.get(); }
   lease::LeaseState* leases() { return leases_.get(); }
   events::EventState* events() { return events_.get(); }
+  // User projection and upcaster definitions (replicated), and the upcasting read path.
+  events::projection::ProjectionDefinitions* projections() { return projections_.get(); }
+  events::projection::Upcasters* upcasters() { return upcasters_.get(); }
   AlarmState* alarms() { return alarms_.get(); }
   Membership* membership() { return membership_.get(); }
   storage::Engine* engine() { return engine_.get(); }
@@ -281,6 +286,8 @@ class Node {
   std::unique_ptr<mvcc::KvState> kv_;
   std::unique_ptr<lease::LeaseState> leases_;
   std::unique_ptr<events::EventState> events_;
+  std::unique_ptr<events::projection::ProjectionDefinitions> projections_;
+  std::unique_ptr<events::projection::Upcasters> upcasters_;
   std::unique_ptr<AlarmState> alarms_;
   std::unique_ptr<Membership> membership_;
   std::unique_ptr<Applier> applier_;

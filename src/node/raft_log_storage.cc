@@ -195,4 +195,17 @@ Status RaftLogStorage::Bootstrap(const std::vector<raft::Entry>& entries,
   return Status::Ok();
 }
 
+Result<bool> RaftLogStorage::FinishInterruptedBootstrap() {
+  if (initial_hard_state_.term != 0 || compacted_index_ != 0 || last_index_ == 0) return false;
+  CAIRN_ASSIGN_OR_RETURN(std::vector<raft::Entry> entries, Entries(1, last_index_ + 1, UINT64_MAX));
+  if (entries.size() != last_index_) return false;
+  for (const raft::Entry& entry : entries) {
+    if (entry.term != 1 || entry.type != raft::EntryType::kConfigChange) return false;
+  }
+  const raft::HardState hard_state{.term = 1, .commit = last_index_};
+  CAIRN_RETURN_IF_ERROR(SaveHardState(hard_state));
+  initial_hard_state_ = hard_state;
+  return true;
+}
+
 }  // namespace cairn::node

@@ -75,6 +75,13 @@ class RaftLogStorage final : public raft::Storage {
   // Bootstrap of a new cluster member: writes `entries` (the initial configuration changes,
   // right after LastIndex()) and the hard state, durably. REQUIRES: the log is empty.
   Status Bootstrap(const std::vector<raft::Entry>& entries, const raft::HardState& hard_state);
+  // Bootstrap syncs its entries, then writes the hard state: a crash between the two leaves a
+  // log of term-1 configuration changes and no hard state, from which no member could ever
+  // campaign. When the log is exactly that (from index 1, every entry a term-1 configuration
+  // change, hard state never written), this writes the hard state Bootstrap would have written
+  // and returns true; otherwise it changes nothing and returns false. Call it at open, for a
+  // member that bootstraps (not one that joins an existing cluster) with an empty membership.
+  Result<bool> FinishInterruptedBootstrap();
 
  private:
   RaftLogStorage(wal::Wal* wal, env::FileSystem* fs, std::string raft_dir, Options options)

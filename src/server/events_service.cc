@@ -6,6 +6,7 @@
 
 #include "src/events/event_state.h"
 #include "src/server/grpc_status.h"
+#include "src/server/propose.h"
 
 namespace cairn::server {
 namespace {
@@ -248,7 +249,7 @@ class EventsService::Subscription final : public grpc::ServerWriteReactor<v1::Su
 EventsService::EventsService(node::Node* node, const MemberIdentity* identity,
                              const mvcc::ValidationOptions& validation)
     : node_(node), identity_(identity), validation_(validation) {
-  node_->events()->SetWriteListener([this] { Wake(/*events_written=*/true); });
+  listener_id_ = node_->events()->AddWriteListener([this] { Wake(/*events_written=*/true); });
   pump_ = std::thread([this] { PumpLoop(); });
 }
 
@@ -264,7 +265,7 @@ void EventsService::Stop() {
   }
   pump_cv_.notify_all();
   if (pump_.joinable()) pump_.join();
-  node_->events()->SetWriteListener(nullptr);
+  node_->events()->RemoveWriteListener(listener_id_);
   for (const auto& subscription : subscriptions) {
     subscription->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "events: server stopped"));
   }
@@ -306,6 +307,8 @@ void EventsService::PumpLoop() {
         status = subscription->Start();
       }
       Result<bool> more = status.ok() ? subscription->ReadPage(&messages) : Result<bool>(status);
+      if (more.ok()) status = node_->upcasters()->ApplyTo(&messages);  // Lua upcasters
+      if (!status.ok()) more = status;
       if (!more.ok()) {
         subscription->End(ToGrpcStatus(more.status()));
         continue;
@@ -345,37 +348,6 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* EventsService::Subscribe(
   return subscription.get();
 }
 
-template <typename Response, typename Take>
-void EventsService::ProposeAndFinish(grpc::ServerUnaryReactor* reactor, const Status& validation,
-                                     command::Command command, Response* response, Take take) {
-  if (!validation.ok()) {
-    reactor->Finish(ToGrpcStatus(validation));
-    return;
-  }
-  node_->Propose(std::move(command), [this, reactor, response, take](
-                                         const Status& status, command::CommandResult&& result) {
-    if (status.ok()) {
-      *response = std::move(take(result));
-      identity_->FillHeader(response->mutable_header());
-    }
-    reactor->Finish(ToGrpcStatus(status));
-  });
-}
-
-template <typename Response, typename Read>
-void EventsService::ReadAndFinish(grpc::ServerUnaryReactor* reactor, Response* response,
-                                  Read read) {
-  node_->ReadIndex([this, reactor, response, read](const Status& ready) {
-    Status status = ready;
-    if (status.ok()) status = read();
-    if (status.ok()) {
-      response->mutable_header()->set_revision(node_->kv()->CurrentRevision());
-      identity_->FillHeader(response->mutable_header());
-    }
-    reactor->Finish(ToGrpcStatus(status));
-  });
-}
-
 grpc::ServerUnaryReactor* EventsService::Append(grpc::CallbackServerContext* context,
                                                 const v1::AppendRequest* request,
                                                 v1::AppendResponse* response) {
@@ -388,7 +360,7 @@ grpc::ServerUnaryReactor* EventsService::Append(grpc::CallbackServerContext* con
     command.mutable_events_append()->set_created_unix_nanos(NowUnixNanos());
   }
   ProposeAndFinish(
-      reactor, status, std::move(command), response,
+      node_, identity_, reactor, status, std::move(command), response,
       [](command::CommandResult & r) -> auto& { return *r.mutable_events_append(); });
   return reactor;
 }
@@ -400,7 +372,8 @@ grpc::ServerUnaryReactor* EventsService::DeleteStream(grpc::CallbackServerContex
   *command.mutable_events_delete_stream()->mutable_request() = *request;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   ProposeAndFinish(
-      reactor, events::ValidateDeleteStream(*request), std::move(command), response,
+      node_, identity_, reactor, events::ValidateDeleteStream(*request), std::move(command),
+      response,
       [](command::CommandResult & r) -> auto& { return *r.mutable_events_delete_stream(); });
   return reactor;
 }
@@ -412,7 +385,8 @@ grpc::ServerUnaryReactor* EventsService::SetStreamMetadata(
   *command.mutable_events_set_metadata() = *request;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   ProposeAndFinish(
-      reactor, events::ValidateSetMetadata(*request), std::move(command), response,
+      node_, identity_, reactor, events::ValidateSetMetadata(*request), std::move(command),
+      response,
       [](command::CommandResult & r) -> auto& { return *r.mutable_events_set_metadata(); });
   return reactor;
 }
@@ -424,7 +398,8 @@ grpc::ServerUnaryReactor* EventsService::SaveSnapshot(grpc::CallbackServerContex
   *command.mutable_events_save_snapshot() = *request;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   ProposeAndFinish(
-      reactor, events::ValidateSaveSnapshot(*request), std::move(command), response,
+      node_, identity_, reactor, events::ValidateSaveSnapshot(*request), std::move(command),
+      response,
       [](command::CommandResult & r) -> auto& { return *r.mutable_events_save_snapshot(); });
   return reactor;
 }
@@ -433,8 +408,9 @@ grpc::ServerUnaryReactor* EventsService::ReadStream(grpc::CallbackServerContext*
                                                     const v1::ReadStreamRequest* request,
                                                     v1::ReadStreamResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ReadAndFinish(reactor, response, [this, request, response] {
-    return node_->events()->ReadStream(*request, NowUnixNanos(), response);
+  ReadAndFinish(node_, identity_, reactor, response, [this, request, response] {
+    Status status = node_->events()->ReadStream(*request, NowUnixNanos(), response);
+    return status.ok() ? node_->upcasters()->ApplyTo(response) : status;  // Lua upcasters
   });
   return reactor;
 }
@@ -443,8 +419,9 @@ grpc::ServerUnaryReactor* EventsService::ReadAll(grpc::CallbackServerContext* co
                                                  const v1::ReadAllRequest* request,
                                                  v1::ReadAllResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ReadAndFinish(reactor, response, [this, request, response] {
-    return node_->events()->ReadAll(*request, NowUnixNanos(), response);
+  ReadAndFinish(node_, identity_, reactor, response, [this, request, response] {
+    Status status = node_->events()->ReadAll(*request, NowUnixNanos(), response);
+    return status.ok() ? node_->upcasters()->ApplyTo(response) : status;  // Lua upcasters
   });
   return reactor;
 }
@@ -453,7 +430,7 @@ grpc::ServerUnaryReactor* EventsService::GetStreamMetadata(
     grpc::CallbackServerContext* context, const v1::GetStreamMetadataRequest* request,
     v1::GetStreamMetadataResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ReadAndFinish(reactor, response, [this, request, response] {
+  ReadAndFinish(node_, identity_, reactor, response, [this, request, response] {
     return node_->events()->GetMetadata(*request, response);
   });
   return reactor;
@@ -463,8 +440,9 @@ grpc::ServerUnaryReactor* EventsService::ReadAggregate(grpc::CallbackServerConte
                                                        const v1::ReadAggregateRequest* request,
                                                        v1::ReadAggregateResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ReadAndFinish(reactor, response, [this, request, response] {
-    return node_->events()->ReadAggregate(*request, NowUnixNanos(), response);
+  ReadAndFinish(node_, identity_, reactor, response, [this, request, response] {
+    Status status = node_->events()->ReadAggregate(*request, NowUnixNanos(), response);
+    return status.ok() ? node_->upcasters()->ApplyTo(response) : status;  // Lua upcasters
   });
   return reactor;
 }

@@ -72,15 +72,6 @@ class EventsService final : public events::v1::Events::CallbackService {
   class Subscription;
   friend class Subscription;
 
-  // Finishes `reactor` with `validation` when it failed; else proposes `command` and, when it
-  // applied, moves take(result) into *response, fills the header and finishes.
-  template <typename Response, typename Take>
-  void ProposeAndFinish(grpc::ServerUnaryReactor* reactor, const Status& validation,
-                        command::Command command, Response* response, Take take);
-  // Runs `read` after a read index (linearizable), fills the header, and finishes `reactor`.
-  template <typename Response, typename Read>
-  void ReadAndFinish(grpc::ServerUnaryReactor* reactor, Response* response, Read read);
-
   void PumpLoop();
   // Wakes the pump (a subscription became idle, or events were written).
   void Wake(bool events_written);
@@ -95,6 +86,7 @@ class EventsService final : public events::v1::Events::CallbackService {
   bool dirty_ = false;                                     // guarded by mu_
   std::set<std::shared_ptr<Subscription>> subscriptions_;  // guarded by mu_
   std::thread pump_;
+  uint64_t listener_id_ = 0;
 };
 
 }  // namespace cairn::server

@@ -169,7 +169,9 @@ Server::Server(const ServerOptions& options, std::unique_ptr<node::Node> node)
       watch_service_(std::make_unique<WatchService>(node_.get(), hub_.get(), &identity_,
                                                     WatchOptionsFor(options))),
       events_service_(
-          std::make_unique<EventsService>(node_.get(), &identity_, ValidationFor(options))) {}
+          std::make_unique<EventsService>(node_.get(), &identity_, ValidationFor(options))),
+      persistent_service_(std::make_unique<PersistentService>(node_.get(), &identity_)),
+      projections_service_(std::make_unique<ProjectionsService>(node_.get(), &identity_)) {}
 
 Server::~Server() { (void)Shutdown(); }
 
@@ -194,6 +196,8 @@ Status Server::Listen() {
   builder.RegisterService(lease_service_.get());
   builder.RegisterService(watch_service_.get());
   builder.RegisterService(events_service_.get());
+  builder.RegisterService(persistent_service_.get());
+  builder.RegisterService(projections_service_.get());
   lock_waiter_ = std::make_unique<PrefixWaiter>();
   waiter_slot_->store(lock_waiter_.get());
   lock_service_ = std::make_unique<LockService>(node_.get(), &identity_, lock_waiter_.get());
@@ -373,10 +377,12 @@ Status Server::Shutdown() {
     publisher_stopping_ = true;
   }
   publisher_cv_.notify_all();
-  if (auto_compactor_) auto_compactor_->Stop();  // it waits on the node
-  if (metrics_http_) metrics_http_->Stop();      // its gauges read the parts stopped below
-  if (watch_service_) watch_service_->Stop();    // watch streams never end by themselves
-  if (events_service_) events_service_->Stop();  // nor do event subscriptions
+  if (auto_compactor_) auto_compactor_->Stop();          // it waits on the node
+  if (metrics_http_) metrics_http_->Stop();              // its gauges read the parts stopped below
+  if (watch_service_) watch_service_->Stop();            // watch streams never end by themselves
+  if (events_service_) events_service_->Stop();          // nor do event subscriptions
+  if (persistent_service_) persistent_service_->Stop();  // nor persistent consumers
+  if (projections_service_) projections_service_->Stop();  // the runner reads the engine
   if (waiter_slot_) waiter_slot_->store(nullptr);
   if (lock_waiter_) lock_waiter_->Stop();  // finishes waiting Lock/Campaign/Observe calls
   if (grpc_server_) {

@@ -34,7 +34,9 @@
 #include "src/server/maintenance_service.h"
 #include "src/server/member_identity.h"
 #include "src/server/metrics.h"
+#include "src/server/persistent_service.h"
 #include "src/server/prefix_waiter.h"
+#include "src/server/projections_service.h"
 #include "src/server/server_options.h"
 #include "src/server/space_quota.h"
 #include "src/server/watch_service.h"
@@ -97,6 +99,8 @@ class Server {
   std::unique_ptr<feed::Hub> hub_;  // fed by the node's event sink (see Start)
   std::unique_ptr<WatchService> watch_service_;
   std::unique_ptr<EventsService> events_service_;
+  std::unique_ptr<PersistentService> persistent_service_;
+  std::unique_ptr<ProjectionsService> projections_service_;  // runs this member's projections
   std::unique_ptr<PrefixWaiter> lock_waiter_;  // Lock and Election waits (built in Listen)
   // Where the node's event sink finds lock_waiter_ to notify of applied writes.
   std::shared_ptr<std::atomic<PrefixWaiter*>> waiter_slot_;

@@ -239,6 +239,24 @@ TEST_P(MergedIteratorTest, BatchOnlyAndBaseOnlyFamilies) {
   EXPECT_EQ(ScanForward(latest.get()).size(), 5u);
 }
 
+TEST_P(EngineConformanceTest, UnreadPutsAreWrittenAndRolledBackLikePuts) {
+  auto batch = engine()->NewWriteBatch();
+  batch->Put(Family::kEvents, "S1", "stream");
+  batch->PutUnread(Family::kEvents, "A1", "all-1");
+  batch->SetSavePoint();
+  batch->PutUnread(Family::kEvents, "A2", "all-2");
+  batch->Put(Family::kEvents, "S2", "stream-2");
+  EXPECT_EQ(batch->Count(), 4u);
+  ASSERT_TRUE(batch->RollbackToSavePoint().ok());
+  EXPECT_EQ(batch->Count(), 2u);
+  EXPECT_EQ(BatchGet(batch.get(), Family::kEvents, "S1"), "stream");  // indexed reads still work
+  EXPECT_EQ(BatchGet(batch.get(), Family::kEvents, "S2"), std::nullopt);
+  batch->PutUnread(Family::kEvents, "A3", "all-3");
+  ASSERT_TRUE(engine()->Write(batch.get()).ok());
+  EXPECT_EQ(ScanAll(engine(), Family::kEvents),
+            (KeyValues{{"A1", "all-1"}, {"A3", "all-3"}, {"S1", "stream"}}));
+}
+
 TEST_P(EngineConformanceTest, SavePointsNestAndRollBackExactly) {
   PutOne(engine(), Family::kKvLatest, "base", "b0");
   auto batch = engine()->NewWriteBatch();

@@ -9,6 +9,7 @@
 #include <rocksdb/metadata.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
 
@@ -299,6 +300,7 @@ class RocksDbWriteBatch final : public WriteBatch {
   explicit RocksDbWriteBatch(RocksDbEngineImpl* engine);
 
   void Put(Family family, std::string_view key, std::string_view value) override;
+  void PutUnread(Family family, std::string_view key, std::string_view value) override;
   void Delete(Family family, std::string_view key) override;
   Result<bool> Get(Family family, std::string_view key, std::string* value) override;
   std::unique_ptr<Iterator> NewIterator(Family family, const ReadOptions& options) override;
@@ -390,11 +392,31 @@ rocksdb::DBOptions MakeDbOptions() {
   options.atomic_flush = true;
   options.avoid_flush_during_shutdown = false;
   options.max_background_jobs = 2;
+  // One writer (the applier): the concurrent memtable insert buys nothing, and insert hints
+  // (EngineOptions::sequential_key_tags) work only without it.
+  options.allow_concurrent_memtable_write = false;
   options.bytes_per_sync = 1 << 20;  // smooth SST write-back instead of bursts at fsync
   options.keep_log_file_num = 4;     // RocksDB's info LOG files
   options.max_log_file_size = 16 << 20;
   return options;
 }
+
+// The insert-hint prefix of a key: its first byte, for keys whose first byte is one of
+// `tags` (EngineOptions::sequential_key_tags); other keys are inserted without a hint.
+class TagPrefix final : public rocksdb::SliceTransform {
+ public:
+  explicit TagPrefix(std::string tags) : tags_(std::move(tags)) {}
+  const char* Name() const override { return "cairn.TagPrefix"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return rocksdb::Slice(key.data(), 1);
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return !key.empty() && tags_.find(key[0]) != std::string::npos;
+  }
+
+ private:
+  const std::string tags_;
+};
 
 rocksdb::ColumnFamilyOptions MakeFamilyOptions(const EngineOptions& engine_options,
                                                const std::shared_ptr<rocksdb::Cache>& cache) {
@@ -447,6 +469,10 @@ Result<std::unique_ptr<Engine>> RocksDbEngineImpl::Open(const EngineOptions& opt
       family_options.compaction_filter_factory = std::make_shared<FilterFactoryAdapter>(
           options.compaction_filter_factory, family, engine->compaction_[index]);
     }
+    if (!options.sequential_key_tags[index].empty()) {
+      family_options.memtable_insert_with_hint_prefix_extractor =
+          std::make_shared<TagPrefix>(options.sequential_key_tags[index]);
+    }
     descriptors.emplace_back(std::string(FamilyName(family)), family_options);
   }
   // RocksDB requires opening every family the database has.
@@ -462,6 +488,12 @@ Result<std::unique_ptr<Engine>> RocksDbEngineImpl::Open(const EngineOptions& opt
   rocksdb::Status status =
       rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &engine->db_);
   if (!status.ok()) return FromRocks(status).WithContext("open " + options.path);
+  // Flushes and compactions run at a lower CPU priority than the applier and the request
+  // threads: on a small machine they otherwise take the core an acknowledgment waits for.
+  (void)db_options.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::HIGH,
+                                                   rocksdb::CpuPriority::kLow);
+  (void)db_options.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW,
+                                                   rocksdb::CpuPriority::kLow);
   CAIRN_CHECK(handles.size() == descriptors.size());
   for (size_t i = 0; i < handles.size(); ++i) {
     if (i < kFamilyCount) {
@@ -605,6 +637,14 @@ RocksDbWriteBatch::RocksDbWriteBatch(RocksDbEngineImpl* engine)
 
 void RocksDbWriteBatch::Put(Family family, std::string_view key, std::string_view value) {
   rocksdb::Status status = batch_.Put(engine_->handle(family), ToSlice(key), ToSlice(value));
+  CAIRN_CHECK_MSG(status.ok(), status.ToString().c_str());
+}
+
+void RocksDbWriteBatch::PutUnread(Family family, std::string_view key, std::string_view value) {
+  // Straight into the batch's records, past the index: later reads of this batch miss it
+  // (a rollback to a save point re-indexes everything, which is harmless).
+  rocksdb::Status status =
+      batch_.GetWriteBatch()->Put(engine_->handle(family), ToSlice(key), ToSlice(value));
   CAIRN_CHECK_MSG(status.ok(), status.ToString().c_str());
 }
 

@@ -19,6 +19,7 @@
 
 #include "src/base/logging.h"
 #include "tests/sim/node_simulation.h"
+#include "tests/sim/sim_support.h"
 
 namespace cairn::node::sim {
 namespace {
@@ -34,23 +35,8 @@ constexpr uint64_t kDefaultSeedCount = 60;
 constexpr uint64_t kDefaultSeedCount = 1000;
 #endif
 
-// The seed being run, printed if a CAIRN_CHECK aborts the process.
-volatile uint64_t current_seed = 0;
-
-void PrintSeedOnAbort(int signal) {
-  char buffer[128];
-  int length = std::snprintf(buffer, sizeof(buffer),
-                             "\nnode simulation aborted; replay with CAIRN_SIM_SEED=%llu\n",
-                             static_cast<unsigned long long>(current_seed));
-  if (length > 0) (void)!write(2, buffer, static_cast<size_t>(length));
-  std::signal(signal, SIG_DFL);
-  std::raise(signal);
-}
-
-uint64_t EnvOr(const char* name, uint64_t fallback) {
-  const char* value = std::getenv(name);
-  return value == nullptr ? fallback : std::strtoull(value, nullptr, 10);
-}
+using sim_support::current_seed;
+using sim_support::EnvOr;
 
 NodeSimulationResult RunSeed(uint64_t seed) {
   current_seed = seed;
@@ -103,7 +89,7 @@ void QuietLogs() {
 }
 
 TEST(NodeSimulationTest, ManySeeds) {
-  std::signal(SIGABRT, PrintSeedOnAbort);
+  sim_support::ReportSeedOnAbort("node simulation");
   QuietLogs();
   if (std::getenv("CAIRN_SIM_SEED") != nullptr) {
     const uint64_t seed = EnvOr("CAIRN_SIM_SEED", 0);
@@ -161,13 +147,12 @@ TEST(NodeSimulationTest, ManySeeds) {
       static_cast<unsigned long long>(total.stranded_members));
 }
 
-// Pins a liveness bug in the node (tests/sim/README.md, "Known failure"): the power fails
-// inside Node::Bootstrap on members 2 and 3, after the bootstrap entries were synced but before
-// the hard state (commit = 3) was written. They restart with the entries, commit 0 and no
-// membership, so they can never campaign; member 1, the only one that knows the members, has
-// the shorter log and never wins their votes. Enable once the bootstrap is crash-atomic. The
+// Regression (session 4's seed 16444): the power fails inside Node::Bootstrap on members 2 and
+// 3, after the bootstrap entries were synced but before the hard state (commit = 3) was
+// written. They used to restart with the entries, commit 0 and no membership, unable to ever
+// campaign. RaftLogStorage::FinishInterruptedBootstrap now completes the bootstrap at open. The
 // seed depends on the order of the simulation's random draws: re-find it if they change.
-TEST(NodeSimulationTest, DISABLED_InterruptedBootstrapLeavesGroupLeaderless) {
+TEST(NodeSimulationTest, InterruptedBootstrapIsFinishedAtRestart) {
   QuietLogs();
   NodeSimulationResult result = RunSeed(16444);
   EXPECT_TRUE(result.ok);

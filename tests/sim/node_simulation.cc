@@ -17,6 +17,7 @@
 #include "src/node/raft_log_storage.h"
 #include "src/storage/memory_engine.h"
 #include "src/wal/wal.h"
+#include "tests/sim/sim_support.h"
 
 namespace cairn::node::sim {
 
@@ -36,21 +37,8 @@ constexpr size_t kInboxMessagesMax = 16384;
 constexpr uint64_t kClientPauseMsMax = 20;
 constexpr size_t kScratchKeys = 4;
 
-uint64_t Mix(uint64_t hash, uint64_t value) {
-  uint64_t z = hash ^ (value + 0x9e3779b97f4a7c15ULL + (hash << 6) + (hash >> 2));
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-uint64_t HashBytes(std::string_view bytes) {
-  uint64_t hash = 0xcbf29ce484222325ULL;
-  for (char c : bytes) {
-    hash ^= static_cast<uint8_t>(c);
-    hash *= 0x100000001b3ULL;
-  }
-  return hash;
-}
+using sim_support::HashBytes;
+using sim_support::Mix;
 
 template <typename T>
 T Pick(env::Random& random, std::initializer_list<T> choices) {
@@ -321,6 +309,11 @@ Status NodeSimulation::OpenMember(Member& m) {
                                           m.applier->AppliedIndex(), RaftLogStorage::Options{}));
   const bool log_empty = m.log_storage->LastIndex() + 1 == m.log_storage->FirstIndex();
   if (m.membership->Empty() && log_empty) CAIRN_RETURN_IF_ERROR(Bootstrap(m));
+  if (m.membership->Empty() && !log_empty) {
+    CAIRN_ASSIGN_OR_RETURN(bool finished, m.log_storage->FinishInterruptedBootstrap());
+    // The hard state it wrote is saved like any other (the durability check compares it).
+    if (finished) m.saved_hard_state = m.log_storage->InitialHardState();
+  }
   m.random = std::make_unique<env::Random>(random_.Next64());
   raft::Config config;
   config.id = m.id;

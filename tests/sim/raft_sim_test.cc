@@ -13,6 +13,7 @@
 #include <string>
 
 #include "tests/sim/raft_simulation.h"
+#include "tests/sim/sim_support.h"
 
 namespace cairn::raft::sim {
 namespace {
@@ -24,23 +25,8 @@ constexpr uint64_t kLivenessMsMax = 20'000;
 // About 7 ms per seed in a Release build: 300 seeds stay far below a minute when loaded.
 constexpr uint64_t kDefaultSeedCount = 300;
 
-// The seed being run, printed if a CAIRN_CHECK inside raft aborts the process.
-volatile uint64_t current_seed = 0;
-
-void PrintSeedOnAbort(int signal) {
-  char buffer[128];
-  int length = std::snprintf(buffer, sizeof(buffer),
-                             "\nraft simulation aborted; replay with CAIRN_SIM_SEED=%llu\n",
-                             static_cast<unsigned long long>(current_seed));
-  if (length > 0) (void)!write(2, buffer, static_cast<size_t>(length));
-  std::signal(signal, SIG_DFL);
-  std::raise(signal);
-}
-
-uint64_t EnvOr(const char* name, uint64_t fallback) {
-  const char* value = std::getenv(name);
-  return value == nullptr ? fallback : std::strtoull(value, nullptr, 10);
-}
+using sim_support::current_seed;
+using sim_support::EnvOr;
 
 SimulationResult RunSeed(uint64_t seed) {
   current_seed = seed;
@@ -58,7 +44,7 @@ SimulationResult RunSeed(uint64_t seed) {
 }
 
 TEST(RaftSimulationTest, ManySeeds) {
-  std::signal(SIGABRT, PrintSeedOnAbort);
+  sim_support::ReportSeedOnAbort("raft simulation");
   if (std::getenv("CAIRN_SIM_SEED") != nullptr) {
     uint64_t seed = EnvOr("CAIRN_SIM_SEED", 0);
     SimulationResult result = RunSeed(seed);

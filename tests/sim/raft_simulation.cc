@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "src/base/coding.h"
+#include "tests/sim/sim_support.h"
 
 namespace cairn::raft::sim {
 
@@ -19,21 +20,8 @@ constexpr uint64_t kRestartDelayMsMin = 50;
 constexpr uint64_t kRestartDelayMsMax = 2000;
 constexpr uint64_t kLivenessProposeEveryMs = 200;
 
-uint64_t Mix(uint64_t hash, uint64_t value) {
-  uint64_t z = hash ^ (value + 0x9e3779b97f4a7c15ULL + (hash << 6) + (hash >> 2));
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-uint64_t HashBytes(std::string_view bytes) {
-  uint64_t hash = 0xcbf29ce484222325ULL;
-  for (char c : bytes) {
-    hash ^= static_cast<uint8_t>(c);
-    hash *= 0x100000001b3ULL;
-  }
-  return hash;
-}
+using sim_support::HashBytes;
+using sim_support::Mix;
 
 std::string EncodeState(uint64_t index, uint64_t state_hash) {
   std::string data;

@@ -32,6 +32,9 @@ void AddConcurrencyCommands(CLI::App* app, Invocation* invocation);  // lock, el
 // AddClusterCommands (it extends the endpoint and snapshot commands).
 void AddMaintenanceCommands(CLI::App* app, Invocation* invocation);
 void AddEventsCommands(CLI::App* app, Invocation* invocation);  // events ..., audit verify
+// events group ... (persistent subscriptions); called by AddEventsCommands.
+void AddGroupCommands(CLI::App* events, Invocation* invocation);
+void AddProjectionCommands(CLI::App* app, Invocation* invocation);  // projection, upcaster
 
 // etcd's prefix range end: the key with its last byte below 0xff incremented and the rest
 // dropped; "\0" (every key) when there is none.

@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
   cairnctl::AddMaintenanceCommands(&app, &invocation);
   cairnctl::AddConcurrencyCommands(&app, &invocation);
   cairnctl::AddEventsCommands(&app, &invocation);
+  cairnctl::AddProjectionCommands(&app, &invocation);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
