@@ -190,6 +190,19 @@ bool DecodePointer(std::string_view value, Pointer* pointer) {
   return true;
 }
 
+std::string EncodeAnchor(const Pointer& pointer, std::string_view hash) {
+  std::string value = EncodePointer(pointer);
+  value.append(hash);
+  return value;
+}
+
+bool DecodeAllValue(std::string_view value, AllValue* out) {
+  if (value.size() != 16 && value.size() != 16 + kHashBytes) return false;
+  if (!DecodePointer(value.substr(0, 16), &out->pointer)) return false;
+  out->anchor_hash = value.substr(16);
+  return true;
+}
+
 std::string EncodeIdEntry(const Pointer& pointer, uint64_t revision, uint32_t index) {
   std::string value = EncodePointer(pointer);
   value.append(EncodePosition(revision, index));

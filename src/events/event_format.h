@@ -5,6 +5,7 @@
 //   "N" stream id (8 BE)                    -> stream name
 //   "E" stream id (8 BE) version (8 BE)     -> records::EventRecord
 //   "A" revision (8 BE) index (4 BE)        -> stream id (8 BE) version (8 BE)      ($all)
+//                                              [+ hash (32): an anchor of a scavenged event]
 //   "I" event id (16)                       -> stream id, version, revision, index (IdEntry)
 //   "C" category "\0" number (8 BE)         -> revision (8 BE) index (4 BE)         ($ce-)
 //   "T" event type "\0" number (8 BE)       -> revision (8 BE) index (4 BE)         ($et-)
@@ -93,6 +94,18 @@ std::string ParkedStreamName(std::string_view source, std::string_view group);
 
 std::string EncodePointer(const Pointer& pointer);
 bool DecodePointer(std::string_view value, Pointer* pointer);
+// "A" values: the pointer of a stored event, or, once a scavenge removed the event, an
+// anchor: the pointer followed by the removed event's hash (kHashBytes), which VerifyChain
+// takes as the link it cannot recompute.
+inline constexpr size_t kHashBytes = 32;
+struct AllValue {
+  Pointer pointer;
+  std::string_view anchor_hash;  // empty: the event is stored
+  bool removed() const { return !anchor_hash.empty(); }
+};
+std::string EncodeAnchor(const Pointer& pointer, std::string_view hash);
+// `out->anchor_hash` points into `value`.
+bool DecodeAllValue(std::string_view value, AllValue* out);
 // "I" values: the pointer, then the event's position (revision (8) index (4)). Values written
 // before session 5 hold the pointer only (position absent).
 struct IdEntry {

@@ -243,15 +243,19 @@ class StreamCache {
   std::unordered_map<uint64_t, Entry> entries_;
 };
 
-// The event at $all position (revision, index): its pointer from the "A" entry.
-Result<std::optional<format::Pointer>> AllPointer(Reader* reader, uint64_t revision,
-                                                  uint32_t index) {
+// The event at $all position (revision, index): its pointer from the "A" entry, and whether
+// a scavenge removed it.
+struct AllEntry {
+  format::Pointer pointer;
+  bool removed = false;
+};
+Result<std::optional<AllEntry>> AllPointer(Reader* reader, uint64_t revision, uint32_t index) {
   std::string value;
   CAIRN_ASSIGN_OR_RETURN(bool found, reader->Get(format::AllKey(revision, index), &value));
-  if (!found) return std::optional<format::Pointer>();
-  format::Pointer pointer;
-  if (!format::DecodePointer(value, &pointer)) return Corrupt("$all entry");
-  return std::optional<format::Pointer>(pointer);
+  if (!found) return std::optional<AllEntry>();
+  format::AllValue decoded;
+  if (!format::DecodeAllValue(value, &decoded)) return Corrupt("$all entry");
+  return std::optional<AllEntry>(AllEntry{decoded.pointer, decoded.removed()});
 }
 
 Status ValidateExpected(v1::ExpectedKind kind) {
@@ -300,14 +304,17 @@ Status ReadIndexStream(Reader* reader, char tag, std::string_view name, std::str
     uint64_t revision = 0;
     uint32_t index = 0;
     if (!format::DecodePosition(it->value(), &revision, &index)) return Corrupt("index entry");
-    CAIRN_ASSIGN_OR_RETURN(std::optional<format::Pointer> pointer,
-                           AllPointer(reader, revision, index));
-    if (!pointer.has_value()) return Corrupt("index entry without a $all entry");
+    CAIRN_ASSIGN_OR_RETURN(std::optional<AllEntry> all, AllPointer(reader, revision, index));
+    if (!all.has_value()) return Corrupt("index entry without a $all entry");
+    const format::Pointer* pointer = &all->pointer;
+    // A link a scavenge could not remove (an event written before links were recorded in it).
+    std::optional<EventRecord> event;
+    if (!all->removed) {
+      CAIRN_ASSIGN_OR_RETURN(event, reader->Event(pointer->stream_id, pointer->version));
+      if (!event.has_value()) return Corrupt("$all entry without its event");
+    }
     CAIRN_ASSIGN_OR_RETURN(const StreamCache::Entry* entry, streams.Get(pointer->stream_id));
-    CAIRN_ASSIGN_OR_RETURN(std::optional<EventRecord> event,
-                           reader->Event(pointer->stream_id, pointer->version));
-    if (!event.has_value()) return Corrupt("$all entry without its event");
-    if (Visible(entry->record, pointer->version, *event, now_unix_nanos)) {
+    if (event.has_value() && Visible(entry->record, pointer->version, *event, now_unix_nanos)) {
       v1::RecordedEvent& recorded = out->emplace_back();
       ToRecorded(entry->name, pointer->version, std::move(*event), &recorded);
       recorded.set_link_version(number);
@@ -639,8 +646,6 @@ Status EventState::ApplyAppend(storage::WriteBatch* batch, const command::Events
       // Events, $all and the system projection entries are written once and never read by a
       // command (the id entry carries what an idempotent retry needs): no need for the batch
       // to index them.
-      batch->PutUnread(Family::kEvents, format::EventKey(record.stream_id(), version),
-                       event.SerializeAsString());
       batch->PutUnread(Family::kEvents, format::AllKey(revision, index), pointer_value);
       batch->Put(Family::kEvents, format::IdKey(ids[i]),
                  format::EncodeIdEntry(pointer, revision, index));
@@ -649,10 +654,14 @@ Status EventState::ApplyAppend(storage::WriteBatch* batch, const command::Events
                                next_number(format::kCategoryCountTag, std::string(*category)));
         batch->PutUnread(Family::kEvents, format::IndexKey(format::kCategoryTag, *category, number),
                          position_value);
+        event.set_category_link(number);
       }
       CAIRN_ASSIGN_OR_RETURN(uint64_t number, next_number(format::kTypeCountTag, in.type()));
       batch->PutUnread(Family::kEvents, format::IndexKey(format::kTypeTag, in.type(), number),
                        position_value);
+      event.set_type_link(number);
+      batch->PutUnread(Family::kEvents, format::EventKey(record.stream_id(), version),
+                       event.SerializeAsString());
     }
     for (const auto& [key, count] : counters) {
       batch->Put(Family::kEvents, format::CountKey(key.first, key.second),
@@ -765,6 +774,129 @@ Status EventState::ApplySaveSnapshot(storage::WriteBatch* batch, const v1::SaveS
   snapshot.set_type(req.type());
   batch->Put(Family::kEvents, format::SnapshotKey(stream->stream_id()),
              snapshot.SerializeAsString());
+  resp->mutable_header()->set_revision(kv_->PendingRevision());
+  return Status::Ok();
+}
+
+namespace {
+
+size_t ScavengeBound(uint32_t requested, size_t default_bound) {
+  return requested == 0 ? default_bound : requested;
+}
+
+}  // namespace
+
+Status ValidateScavenge(const v1::ScavengeRequest& req) {
+  if (req.max_streams() > EventLimits::kScavengeBoundMax ||
+      req.max_events() > EventLimits::kScavengeBoundMax) {
+    return Invalid("scavenge bounds (max_streams, max_events) are at most " +
+                   std::to_string(EventLimits::kScavengeBoundMax));
+  }
+  // from_stream is a place in name order, not necessarily an existing stream.
+  if (req.from_stream().size() > EventLimits::kStreamNameBytesMax) {
+    return Invalid("from_stream exceeds " + std::to_string(EventLimits::kStreamNameBytesMax) +
+                   " bytes");
+  }
+  return Status::Ok();
+}
+
+void EventState::SetBeforeScavenge(std::function<Status()> before) {
+  std::lock_guard<std::mutex> lock(before_scavenge_mu_);
+  before_scavenge_ = std::move(before);
+}
+
+Status EventState::PrepareScavenge() {
+  std::lock_guard<std::mutex> lock(before_scavenge_mu_);
+  return before_scavenge_ ? before_scavenge_() : Status::Ok();
+}
+
+Status EventState::ApplyScavenge(storage::WriteBatch* batch, const command::EventsScavenge& command,
+                                 v1::ScavengeResponse* resp) {
+  resp->Clear();
+  const v1::ScavengeRequest& req = command.request();
+  CAIRN_RETURN_IF_ERROR(ValidateScavenge(req));
+  if (batch->Count() != 0) return Status::Internal("events: a scavenge must start its own batch");
+  const size_t max_streams = ScavengeBound(req.max_streams(), EventLimits::kScavengeStreamsDefault);
+  const size_t max_events = ScavengeBound(req.max_events(), EventLimits::kScavengeEventsDefault);
+  // The batch is empty: every earlier command is in the engine, and one snapshot sees it all.
+  Reader reader(engine_);
+  const std::string lower = format::StreamKey(req.from_stream());
+  const std::string upper(1, static_cast<char>(format::kStreamTag + 1));
+  auto streams = reader.NewIterator(lower, upper);
+  uint64_t examined = 0;
+  uint64_t removed = 0;
+  uint64_t bytes = 0;
+  for (streams->Seek(lower); streams->Valid(); streams->Next()) {
+    const std::string name(streams->key().substr(1));
+    if (examined == max_streams || removed == max_events) {
+      resp->set_next_stream(name);
+      break;
+    }
+    ++examined;
+    StreamRecord record;
+    if (!record.ParseFromArray(streams->value().data(),
+                               static_cast<int>(streams->value().size()))) {
+      return Corrupt("stream record");
+    }
+    if (!record.has_events()) continue;
+    // Below `keep_from` every event is hidden whatever the time: deleted, truncated, beyond
+    // max_count. After it, max_age hides a prefix of the rest (the oldest first).
+    const uint64_t end = record.last_version() + 1;
+    const bool deleted = record.hard_deleted() || record.soft_deleted();
+    const uint64_t keep_from = deleted ? end : std::min(FirstVisible(record), end);
+    auto events =
+        reader.NewIterator(format::EventKey(record.stream_id(), record.scavenged_before()),
+                           format::EventKeyEnd(record.stream_id()));
+    uint64_t next = record.scavenged_before();
+    for (events->Seek(format::EventKey(record.stream_id(), next)); events->Valid();
+         events->Next()) {
+      const std::string_view key = events->key();
+      if (key.size() != 17) return Corrupt("event key");
+      const uint64_t version = coding::DecodeBigEndian64(key.data() + 9);
+      EventRecord event;
+      if (!event.ParseFromArray(events->value().data(), static_cast<int>(events->value().size()))) {
+        return Corrupt("event record");
+      }
+      if (version >= keep_from && !Expired(record, event, command.now_unix_nanos())) break;
+      if (removed == max_events) {
+        resp->set_next_stream(name);
+        break;
+      }
+      const format::Pointer pointer{record.stream_id(), version};
+      batch->Delete(Family::kEvents, key);
+      batch->Put(Family::kEvents, format::AllKey(event.revision(), event.index()),
+                 format::EncodeAnchor(pointer, event.hash()));
+      // An id entry written before positions were kept in it gets the position now: an
+      // idempotent retry reads it there, the event being gone.
+      batch->Put(Family::kEvents, format::IdKey(event.id()),
+                 format::EncodeIdEntry(pointer, event.revision(), event.index()));
+      if (event.has_category_link()) {
+        if (std::optional<std::string_view> category = format::Category(name)) {
+          batch->Delete(Family::kEvents,
+                        format::IndexKey(format::kCategoryTag, *category, event.category_link()));
+        }
+      }
+      if (event.has_type_link()) {
+        batch->Delete(Family::kEvents,
+                      format::IndexKey(format::kTypeTag, event.type(), event.type_link()));
+      }
+      ++removed;
+      bytes += key.size() + events->value().size();
+      next = version + 1;
+    }
+    CAIRN_RETURN_IF_ERROR(events->status());
+    if (record.hard_deleted())
+      batch->Delete(Family::kEvents, format::SnapshotKey(record.stream_id()));
+    if (next != record.scavenged_before()) {
+      record.set_scavenged_before(next);
+      batch->Put(Family::kEvents, streams->key(), record.SerializeAsString());
+    }
+    if (!resp->next_stream().empty()) break;
+  }
+  CAIRN_RETURN_IF_ERROR(streams->status());
+  resp->set_streams_examined(examined);
+  resp->set_events_removed(removed);
+  resp->set_bytes_removed(bytes);
   resp->mutable_header()->set_revision(kv_->PendingRevision());
   return Status::Ok();
 }
@@ -950,8 +1082,10 @@ Status EventState::ReadAll(const v1::ReadAllRequest& req, int64_t now_unix_nanos
       resp->mutable_next()->set_revision(revision);
       resp->mutable_next()->set_index(index + 1);
     }
-    format::Pointer pointer;
-    if (!format::DecodePointer(it->value(), &pointer)) return Corrupt("$all entry");
+    format::AllValue all;
+    if (!format::DecodeAllValue(it->value(), &all)) return Corrupt("$all entry");
+    if (all.removed()) continue;
+    const format::Pointer& pointer = all.pointer;
     CAIRN_ASSIGN_OR_RETURN(const StreamCache::Entry* entry, streams.Get(pointer.stream_id));
     if (!req.include_system() && HasPrefix(entry->name, "$")) continue;
     if (!MatchesAny(entry->name, req.filter().stream_prefixes())) continue;
@@ -1040,10 +1174,26 @@ Status EventState::VerifyChain(v1::VerifyChainResponse* resp) const {
       broken(0, 0, "", 0, "undecodable $all key");
       return Status::Ok();
     }
-    format::Pointer pointer;
-    if (!format::DecodePointer(it->value(), &pointer)) {
+    format::AllValue all;
+    if (!format::DecodeAllValue(it->value(), &all)) {
       broken(revision, index, "", 0, "undecodable $all entry");
       return Status::Ok();
+    }
+    const format::Pointer& pointer = all.pointer;
+    if (all.removed()) {
+      // Scavenged: the anchor's hash stands for the event; the next stored event's hash
+      // checks it. Only a scavenge makes anchors, and only below the stream's
+      // scavenged_before.
+      Result<const StreamCache::Entry*> entry = streams.Get(pointer.stream_id);
+      if (!entry.ok() || pointer.version >= (*entry)->record.scavenged_before()) {
+        broken(revision, index, entry.ok() ? (*entry)->name : "", pointer.version,
+               "the event was removed, but not by a scavenge");
+        return Status::Ok();
+      }
+      previous = std::string(all.anchor_hash);
+      ++checked;
+      resp->set_events_scavenged(resp->events_scavenged() + 1);
+      continue;
     }
     Result<const StreamCache::Entry*> entry = streams.Get(pointer.stream_id);
     if (!entry.ok()) {

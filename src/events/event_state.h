@@ -17,7 +17,7 @@
 //   - soft delete hides the stream's events (reads say NOT_FOUND) and the next append
 //     continues the numbering; hard delete leaves a tombstone that refuses appends and reads;
 //   - max_count, max_age and truncate_before hide events from reads at once; the bytes stay
-//     on disk (and in the hash chain) until a scavenge, which does not exist yet;
+//     on disk until a scavenge (ApplyScavenge) removes them, leaving a hash anchor;
 //   - system projections "$ce-<category>" and "$et-<type>" are index entries written at
 //     apply time with the event (no extra events); they read like streams;
 //   - every event's hash chains to the previous event of the store (format::ChainHash).
@@ -69,6 +69,10 @@ struct EventLimits {
   // A filtered ReadAll stops after scanning this many events without filling its page, so
   // one call is bounded; it answers with `next` to continue from.
   static constexpr size_t kScanPerReadMax = 20000;
+  // One scavenge command (ScavengeRequest): streams examined and events removed.
+  static constexpr size_t kScavengeStreamsDefault = 1000;
+  static constexpr size_t kScavengeEventsDefault = 10000;
+  static constexpr size_t kScavengeBoundMax = 100000;
 };
 
 // The structural checks of each request, made by the service before proposing and again at
@@ -77,6 +81,7 @@ Status ValidateAppend(const v1::AppendRequest& req);
 Status ValidateDeleteStream(const v1::DeleteStreamRequest& req);
 Status ValidateSetMetadata(const v1::SetStreamMetadataRequest& req);
 Status ValidateSaveSnapshot(const v1::SaveSnapshotRequest& req);
+Status ValidateScavenge(const v1::ScavengeRequest& req);
 // `allow_system`: names starting with '$' ("$ce-...", "$et-...") are readable, not writable.
 Status ValidateStreamName(std::string_view stream, bool allow_system);
 
@@ -102,6 +107,22 @@ class EventState {
   // Errors: INVALID_ARGUMENT, NOT_FOUND (no such stream or version), FAILED_PRECONDITION.
   Status ApplySaveSnapshot(storage::WriteBatch* batch, const v1::SaveSnapshotRequest& req,
                            v1::SaveSnapshotResponse* resp);
+  // Removes hidden events from disk (docs/events.md "Scavenge"): for each examined stream,
+  // the versions below its first visible one (and the expired ones after it, by
+  // command.now_unix_nanos) lose their "E" record and their "$ce-"/"$et-" links; their "$all"
+  // entries become anchors holding the hash; their id entries stay (idempotency). A hard-deleted
+  // stream also loses its aggregate snapshot. Takes no store revision (nothing readable
+  // changes). REQUIRES: the batch is empty (the applier applies a scavenge in a batch of its
+  // own, after PrepareScavenge). Errors: INVALID_ARGUMENT.
+  Status ApplyScavenge(storage::WriteBatch* batch, const command::EventsScavenge& command,
+                       v1::ScavengeResponse* resp);
+  // What must happen before a scavenge is applied: `before` (this member's projection runner
+  // folding every event it has not folded yet, so removals never change what a projection
+  // sees). Set once by the owner of the runner; it stays until this object is destroyed.
+  void SetBeforeScavenge(std::function<Status()> before);
+  // Runs that hook (OK when none is set). A failure must stop the node: the scavenge is not
+  // applied on this member, and it would be applied on the others.
+  Status PrepareScavenge();
   void OnBatchWritten();
   void OnBatchAborted();
 
@@ -163,6 +184,8 @@ class EventState {
   std::map<uint64_t, std::function<void()>> listeners_;  // guarded by listeners_mu_
   uint64_t next_listener_id_ = 1;                        // guarded by listeners_mu_
   mutable std::mutex listeners_mu_;
+  std::mutex before_scavenge_mu_;
+  std::function<Status()> before_scavenge_;  // guarded by before_scavenge_mu_
 };
 
 }  // namespace cairn::events

@@ -466,6 +466,210 @@ TEST_P(EventStateTest, HashChainSurvivesReopenAndDetectsTampering) {
   EXPECT_EQ(broken.events_checked(), 2u);
 }
 
+// Every key of the events family with `tag`.
+std::map<std::string, std::string> Keys(storage::Engine* engine, char tag) {
+  std::map<std::string, std::string> out;
+  const std::string lower(1, tag);
+  const std::string upper(1, static_cast<char>(tag + 1));
+  storage::ReadOptions options;
+  options.lower_bound = lower;
+  options.upper_bound = upper;
+  auto it = engine->NewIterator(options, storage::Family::kEvents);
+  for (it->Seek(lower); it->Valid(); it->Next()) out[std::string(it->key())] = it->value();
+  return out;
+}
+
+TEST_P(EventStateTest, ScavengeRemovesHiddenEventsAndChangesNoRead) {
+  // order-1: 10 events, max_count 4 hides versions 0..5.
+  for (int i = 0; i < 10; ++i) MustAppend("order-1", {Event(i + 1, "Created", "SECRET")});
+  v1::StreamMetadata metadata;
+  metadata.set_max_count(4);
+  ASSERT_TRUE(SetMetadata("order-1", metadata).ok());
+  // order-2: soft-deleted (3 events); order-3: hard-deleted with a snapshot.
+  MustAppend("order-2", {Event(21), Event(22), Event(23, "Paid")});
+  v1::DeleteStreamResponse deleted;
+  ASSERT_TRUE(Delete("order-2", /*hard=*/false, &deleted).ok());
+  MustAppend("order-3", {Event(31), Event(32)});
+  v1::SaveSnapshotRequest save;
+  save.set_stream("order-3");
+  save.set_version(1);
+  save.set_data("state");
+  v1::SaveSnapshotResponse saved;
+  ASSERT_TRUE(Apply([&](storage::WriteBatch* b) {
+                return events_->ApplySaveSnapshot(b, save, &saved);
+              }).ok());
+  ASSERT_TRUE(Delete("order-3", /*hard=*/true, &deleted).ok());
+  // user-1: created 5..1 s before kNow, max_age 3 s: versions 0..2 expired at kNow.
+  for (int i = 0; i < 5; ++i)
+    MustAppend("user-1", {Event(41 + i)}, kNow - (5 - i) * 1'000'000'000LL);
+  metadata.Clear();
+  metadata.set_max_age_seconds(3);
+  ASSERT_TRUE(SetMetadata("user-1", metadata).ok());
+  // keep-1: nothing hidden; truncated-1: truncate_before 1.
+  MustAppend("keep-1", {Event(51), Event(52)});
+  MustAppend("truncated-1", {Event(61), Event(62)});
+  metadata.Clear();
+  metadata.set_truncate_before(1);
+  ASSERT_TRUE(SetMetadata("truncated-1", metadata).ok());
+  // An id entry in the format before positions were kept (the scavenge must add it).
+  {
+    auto batch = store_.engine()->NewWriteBatch();
+    std::string value;
+    const std::string key = format::IdKey(*format::ParseUuid(Uuid(1)));
+    ASSERT_TRUE(*batch->Get(storage::Family::kEvents, key, &value));
+    batch->Put(storage::Family::kEvents, key, value.substr(0, 16));
+    ASSERT_TRUE(store_.engine()->Write(batch.get()).ok());
+  }
+
+  auto reads = [&] {
+    std::vector<std::string> out;
+    for (const char* stream : {"order-1", "user-1", "keep-1", "truncated-1", "$ce-order",
+                               "$et-Created", "$et-Paid", "$ce-user"}) {
+      Status status;
+      out.push_back(Read(stream, 0, 0, false, &status).SerializeAsString() + status.ToString());
+    }
+    v1::ReadAllRequest req;
+    v1::ReadAllResponse all;
+    EXPECT_TRUE(events_->ReadAll(req, kNow, &all).ok());
+    out.push_back(all.SerializeAsString());
+    return out;
+  };
+  const std::vector<std::string> before = reads();
+  const size_t links_before = Keys(store_.engine(), format::kCategoryTag).size() +
+                              Keys(store_.engine(), format::kTypeTag).size();
+  ASSERT_EQ(Keys(store_.engine(), format::kEventTag).size(), 24u);
+
+  command::EventsScavenge scavenge;
+  scavenge.set_now_unix_nanos(kNow);
+  v1::ScavengeResponse resp;
+  ASSERT_TRUE(Apply([&](storage::WriteBatch* b) {
+                return events_->ApplyScavenge(b, scavenge, &resp);
+              }).ok());
+  // 6 (order-1) + 3 (order-2) + 2 (order-3) + 3 (user-1) + 1 (truncated-1).
+  EXPECT_EQ(resp.events_removed(), 15u);
+  EXPECT_EQ(resp.streams_examined(), 6u);
+  EXPECT_TRUE(resp.next_stream().empty());
+  EXPECT_GT(resp.bytes_removed(), 15u * 20);
+  const auto stored = Keys(store_.engine(), format::kEventTag);
+  EXPECT_EQ(stored.size(), 9u);
+  for (uint64_t version = 0; version < 10; ++version) {  // order-1 is stream id 1
+    EXPECT_EQ(stored.contains(format::EventKey(1, version)), version >= 6) << version;
+  }
+  // Each removed event had a "$ce-" and a "$et-" link.
+  EXPECT_EQ(Keys(store_.engine(), format::kCategoryTag).size() +
+                Keys(store_.engine(), format::kTypeTag).size(),
+            links_before - 2 * 15);
+  EXPECT_TRUE(Keys(store_.engine(), format::kSnapshotTag).empty());  // order-3's, hard-deleted
+  EXPECT_EQ(reads(), before);
+
+  // The chain still verifies: removed events are anchors holding their hash.
+  v1::VerifyChainResponse verified = Verify();
+  EXPECT_TRUE(verified.ok()) << verified.reason();
+  EXPECT_EQ(verified.events_checked(), 24u);
+  EXPECT_EQ(verified.events_scavenged(), 15u);
+
+  // A second pass finds nothing; retries of removed appends are still idempotent.
+  ASSERT_TRUE(Apply([&](storage::WriteBatch* b) {
+                return events_->ApplyScavenge(b, scavenge, &resp);
+              }).ok());
+  EXPECT_EQ(resp.events_removed(), 0u);
+  v1::AppendResponse retry;
+  ASSERT_TRUE(Append("order-1", v1::NO_STREAM, 0, {Event(1, "Created", "SECRET")}, &retry).ok());
+  ASSERT_TRUE(retry.has_success()) << retry.DebugString();
+  EXPECT_TRUE(retry.success().idempotent_replay());
+  EXPECT_EQ(retry.success().first_version(), 0u);
+  // The soft-deleted stream's numbering continues after the removal.
+  EXPECT_EQ(MustAppend("order-2", {Event(24)}), 3u);
+  EXPECT_EQ(Versions(Read("order-2")), (std::vector<uint64_t>{3}));
+
+  Reopen();
+  EXPECT_TRUE(Verify().ok());
+  // Tampering with the last anchor before a stored event breaks that event's link.
+  const auto all = Keys(store_.engine(), format::kAllTag);
+  auto anchor = all.begin();
+  while (std::next(anchor) != all.end() &&
+         !(anchor->second.size() == 48 && std::next(anchor)->second.size() == 16)) {
+    ++anchor;
+  }
+  ASSERT_NE(std::next(anchor), all.end());
+  auto batch = store_.engine()->NewWriteBatch();
+  std::string forged = anchor->second;
+  forged[20] ^= 1;
+  batch->Put(storage::Family::kEvents, anchor->first, forged);
+  ASSERT_TRUE(store_.engine()->Write(batch.get()).ok());
+  EXPECT_FALSE(Verify().ok());
+  batch = store_.engine()->NewWriteBatch();
+  batch->Put(storage::Family::kEvents, anchor->first, anchor->second);
+  ASSERT_TRUE(store_.engine()->Write(batch.get()).ok());
+  ASSERT_TRUE(Verify().ok());
+  // Removing a stored event and dressing it up as scavenged is detected too.
+  const std::string key = format::EventKey(1, 9);  // order-1's last event: visible
+  std::string value;
+  ASSERT_TRUE(*store_.engine()->Get(storage::ReadOptions{}, storage::Family::kEvents, key, &value));
+  records::EventRecord record;
+  ASSERT_TRUE(record.ParseFromString(value));
+  batch = store_.engine()->NewWriteBatch();
+  batch->Delete(storage::Family::kEvents, key);
+  batch->Put(storage::Family::kEvents, format::AllKey(record.revision(), record.index()),
+             format::EncodeAnchor({1, 9}, record.hash()));
+  ASSERT_TRUE(store_.engine()->Write(batch.get()).ok());
+  v1::VerifyChainResponse removed = Verify();
+  EXPECT_FALSE(removed.ok());
+  EXPECT_EQ(removed.broken_stream(), "order-1");
+  EXPECT_EQ(removed.broken_version(), 9u);
+}
+
+TEST_P(EventStateTest, ScavengeIsBoundedAndResumes) {
+  v1::StreamMetadata metadata;
+  metadata.set_max_count(1);
+  for (int s = 0; s < 5; ++s) {
+    const std::string stream = "b-" + std::to_string(s);
+    for (int i = 0; i < 5; ++i) MustAppend(stream, {Event(100 * (s + 1) + i)});
+    ASSERT_TRUE(SetMetadata(stream, metadata).ok());
+  }
+  command::EventsScavenge scavenge;
+  scavenge.set_now_unix_nanos(kNow);
+  scavenge.mutable_request()->set_max_streams(2);
+  scavenge.mutable_request()->set_max_events(3);
+  uint64_t removed = 0;
+  int slices = 0;
+  for (;;) {
+    v1::ScavengeResponse resp;
+    ASSERT_TRUE(Apply([&](storage::WriteBatch* b) {
+                  return events_->ApplyScavenge(b, scavenge, &resp);
+                }).ok());
+    EXPECT_LE(resp.events_removed(), 3u);
+    EXPECT_LE(resp.streams_examined(), 2u);
+    removed += resp.events_removed();
+    ++slices;
+    ASSERT_LT(slices, 20);
+    if (resp.next_stream().empty()) break;
+    scavenge.mutable_request()->set_from_stream(resp.next_stream());
+  }
+  EXPECT_EQ(removed, 20u);
+  EXPECT_GE(slices, 7);
+  EXPECT_EQ(Keys(store_.engine(), format::kEventTag).size(), 5u);
+  EXPECT_TRUE(Verify().ok());
+
+  // Bad bounds are refused, and a scavenge must start its own batch.
+  scavenge.mutable_request()->set_max_streams(EventLimits::kScavengeBoundMax + 1);
+  v1::ScavengeResponse resp;
+  EXPECT_EQ(Apply([&](storage::WriteBatch* b) {
+              return events_->ApplyScavenge(b, scavenge, &resp);
+            }).code(),
+            StatusCode::kInvalidArgument);
+  scavenge.mutable_request()->set_max_streams(0);
+  scavenge.mutable_request()->set_from_stream("$any place in name order");
+  EXPECT_EQ(ValidateScavenge(scavenge.request()).code(), StatusCode::kOk);
+  scavenge.mutable_request()->set_from_stream(
+      std::string(EventLimits::kStreamNameBytesMax + 1, 'x'));
+  EXPECT_EQ(ValidateScavenge(scavenge.request()).code(), StatusCode::kInvalidArgument);
+  scavenge.mutable_request()->set_from_stream("");
+  auto batch = store_.engine()->NewWriteBatch();
+  batch->Put(storage::Family::kMeta, "x", "y");
+  EXPECT_EQ(events_->ApplyScavenge(batch.get(), scavenge, &resp).code(), StatusCode::kInternal);
+}
+
 TEST_P(EventStateTest, WaitForEventsWakesOnWrite) {
   EXPECT_EQ(events_->WaitForEvents(0, std::chrono::milliseconds(1)), 0u);
   MustAppend("m-1", {Event(1)});

@@ -80,6 +80,7 @@ Status Applier::ApplyOne(storage::WriteBatch* batch, const command::Command& com
     case command::Command::kPersistentDelete:
     case command::Command::kPersistentProgress:
     case command::Command::kPersistentReplayParked:
+    case command::Command::kEventsScavenge:
       return ApplyEvents(batch, command, result, events);
     case command::Command::kProjections:
       if (projections_ == nullptr) return Status::Internal("node: no projection definitions");
@@ -137,13 +138,47 @@ Status Applier::ApplyEvents(storage::WriteBatch* batch, const command::Command& 
     case command::Command::kPersistentReplayParked:
       return events_->persistent()->ApplyReplayParked(batch, command.persistent_replay_parked(),
                                                       result->mutable_persistent_replay_parked());
+    case command::Command::kEventsScavenge:
+      return events_->ApplyScavenge(batch, command.events_scavenge(),
+                                    result->mutable_events_scavenge());
     default:
       return Status::Internal("node: not an events command");
   }
 }
 
+namespace {
+
+// A command applied in an engine batch of its own, after everything before it is written.
+bool IsBarrier(const Applier::Entry& entry) {
+  return entry.command != nullptr &&
+         entry.command->request_case() == command::Command::kEventsScavenge;
+}
+
+}  // namespace
+
 Status Applier::ApplyBatch(std::span<Entry> entries) {
+  size_t start = 0;
+  for (size_t i = 1; i < entries.size(); ++i) {
+    if (IsBarrier(entries[i])) {
+      CAIRN_RETURN_IF_ERROR(ApplyGroup(entries.subspan(start, i - start)));
+      start = i;
+    }
+  }
+  return ApplyGroup(entries.subspan(start));
+}
+
+Status Applier::ApplyGroup(std::span<Entry> entries) {
   if (entries.empty()) return Status::Ok();
+  if (IsBarrier(entries.front()) && events_ != nullptr) {
+    // This member's projections fold what the scavenge is about to remove. Failing here
+    // stops the node before anything of the group is applied; the scavenge is retried at
+    // the next start.
+    Status ready = events_->PrepareScavenge();
+    if (!ready.ok()) {
+      return ready.WithContext("preparing the scavenge at log entry " +
+                               std::to_string(entries.front().index));
+    }
+  }
   uint64_t expected = AppliedIndex() + 1;
   auto batch = engine_->NewWriteBatch();
   std::vector<mvccpb::Event> events;

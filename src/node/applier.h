@@ -73,6 +73,9 @@ class Applier {
   // REQUIRES: entries[i].index == AppliedIndex() + 1 + i.
   // Per-command outcomes go to entry.status / entry.result. A non-OK return means the engine
   // write failed: nothing of the batch is applied and the node must stop.
+  // A scavenge command (events) is applied in an engine batch of its own: the entries before
+  // it are written first, so what it reads and what the projection runner folds before it
+  // (EventState::PrepareScavenge) is the engine's state.
   Status ApplyBatch(std::span<Entry> entries);
 
   // The lease state machine for lease_* commands (they fail without it). Set before applying.
@@ -90,6 +93,8 @@ class Applier {
   }
 
  private:
+  // Applies `entries` (a barrier only first) in one engine batch.
+  Status ApplyGroup(std::span<Entry> entries);
   Applier(storage::Engine* engine, mvcc::KvState* kv, uint64_t applied_index, EventSink sink)
       : engine_(engine), kv_(kv), sink_(std::move(sink)), applied_index_(applied_index) {}
   // `events` (may be null) receives the command's events.

@@ -404,6 +404,19 @@ grpc::ServerUnaryReactor* EventsService::SaveSnapshot(grpc::CallbackServerContex
   return reactor;
 }
 
+grpc::ServerUnaryReactor* EventsService::Scavenge(grpc::CallbackServerContext* context,
+                                                  const v1::ScavengeRequest* request,
+                                                  v1::ScavengeResponse* response) {
+  command::Command command;
+  *command.mutable_events_scavenge()->mutable_request() = *request;
+  command.mutable_events_scavenge()->set_now_unix_nanos(NowUnixNanos());  // decides max_age
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ProposeAndFinish(
+      node_, identity_, reactor, events::ValidateScavenge(*request), std::move(command), response,
+      [](command::CommandResult & r) -> auto& { return *r.mutable_events_scavenge(); });
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* EventsService::ReadStream(grpc::CallbackServerContext* context,
                                                     const v1::ReadStreamRequest* request,
                                                     v1::ReadStreamResponse* response) {

@@ -64,6 +64,9 @@ class EventsService final : public events::v1::Events::CallbackService {
   grpc::ServerUnaryReactor* ReadAggregate(grpc::CallbackServerContext* context,
                                           const events::v1::ReadAggregateRequest* request,
                                           events::v1::ReadAggregateResponse* response) override;
+  grpc::ServerUnaryReactor* Scavenge(grpc::CallbackServerContext* context,
+                                     const events::v1::ScavengeRequest* request,
+                                     events::v1::ScavengeResponse* response) override;
   grpc::ServerUnaryReactor* VerifyChain(grpc::CallbackServerContext* context,
                                         const events::v1::VerifyChainRequest* request,
                                         events::v1::VerifyChainResponse* response) override;

@@ -28,8 +28,12 @@ Status NotFound(const std::string& name) {
 ProjectionsService::ProjectionsService(node::Node* node, const MemberIdentity* identity)
     : node_(node),
       identity_(identity),
-      runner_(std::make_unique<projection::ProjectionRunner>(node->engine(), node->events(),
+      runner_(std::make_shared<projection::ProjectionRunner>(node->engine(), node->events(),
                                                              node->projections())) {
+  // A scavenge waits for this member's projections to fold what it removes. The hook keeps
+  // the runner alive as long as the event state may call it (it works when the thread is
+  // stopped too).
+  node->events()->SetBeforeScavenge([runner = runner_] { return runner->CatchUp(); });
   runner_->Start();
 }
 

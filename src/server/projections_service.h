@@ -81,7 +81,7 @@ class ProjectionsService final : public events::v1::Projections::CallbackService
 
   node::Node* const node_;
   const MemberIdentity* const identity_;
-  std::unique_ptr<events::projection::ProjectionRunner> runner_;
+  std::shared_ptr<events::projection::ProjectionRunner> runner_;
 };
 
 }  // namespace cairn::server

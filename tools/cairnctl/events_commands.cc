@@ -688,6 +688,53 @@ int RunAuditVerify(const GlobalOptions& options) {
   return response.ok() ? kExitSuccess : kExitError;
 }
 
+// ---- scavenge ----
+
+struct ScavengeFlags {
+  uint32_t max_streams = 0;
+  uint32_t max_events = 0;
+  std::string from;
+  bool once = false;
+};
+
+// Runs a whole pass (one slice per RPC, each a replicated command) unless --once.
+int RunScavenge(const GlobalOptions& options, const ScavengeFlags& flags) {
+  EventsClient client(options);
+  ev::ScavengeRequest request;
+  request.set_from_stream(flags.from);
+  request.set_max_streams(flags.max_streams);
+  request.set_max_events(flags.max_events);
+  ev::ScavengeResponse total;
+  uint64_t slices = 0;
+  for (;;) {
+    ev::ScavengeResponse response;
+    grpc::Status status = client.stub().Scavenge(client.CommandContext().get(), request, &response);
+    if (!status.ok()) return RpcFailure(status);
+    ++slices;
+    total.set_streams_examined(total.streams_examined() + response.streams_examined());
+    total.set_events_removed(total.events_removed() + response.events_removed());
+    total.set_bytes_removed(total.bytes_removed() + response.bytes_removed());
+    *total.mutable_header() = response.header();
+    total.set_next_stream(response.next_stream());
+    if (flags.once || response.next_stream().empty()) break;
+    request.set_from_stream(response.next_stream());
+  }
+  EventPrinter printer(options);
+  if (printer.json()) {
+    printer.Json(total);
+    return kExitSuccess;
+  }
+  std::printf("scavenged: %llu streams examined, %llu events removed (%llu bytes) in %llu %s\n",
+              static_cast<unsigned long long>(total.streams_examined()),
+              static_cast<unsigned long long>(total.events_removed()),
+              static_cast<unsigned long long>(total.bytes_removed()),
+              static_cast<unsigned long long>(slices), slices == 1 ? "slice" : "slices");
+  if (!total.next_stream().empty()) {
+    std::printf("continue with --from '%s'\n", total.next_stream().c_str());
+  }
+  return kExitSuccess;
+}
+
 // ---- registration ----
 
 void AddAppend(CLI::App* events, Invocation* invocation) {
@@ -809,6 +856,16 @@ void AddEventsCommands(CLI::App* app, Invocation* invocation) {
   OnRun(del, invocation, delete_flags, RunDelete);
   AddSnapshotAndAggregate(events, invocation);
   AddGroupCommands(events, invocation);
+  auto scavenge_flags = std::make_shared<ScavengeFlags>();
+  CLI::App* scavenge = events->add_subcommand(
+      "scavenge", "Removes hidden (expired, truncated, deleted) events from disk");
+  scavenge->add_option("--max-streams", scavenge_flags->max_streams,
+                       "streams examined per slice; 0 = 1000");
+  scavenge->add_option("--max-events", scavenge_flags->max_events,
+                       "events removed per slice; 0 = 10000");
+  scavenge->add_option("--from", scavenge_flags->from, "stream to start at (resume)");
+  scavenge->add_flag("--once", scavenge_flags->once, "one slice only");
+  OnRun(scavenge, invocation, scavenge_flags, RunScavenge);
 
   CLI::App* audit = app->add_subcommand("audit", "Event store audit (Cairn only)");
   audit->require_subcommand(1);

@@ -69,11 +69,15 @@ Status ReadAppended(storage::Engine* engine, const v1::Position* after, size_t c
   for (; it->Valid() && out->size() < count; it->Next()) {
     uint64_t revision = 0;
     uint32_t index = 0;
-    events::format::Pointer pointer;
+    events::format::AllValue all;
     if (!events::format::DecodeAllKey(it->key(), &revision, &index) ||
-        !events::format::DecodePointer(it->value(), &pointer)) {
+        !events::format::DecodeAllValue(it->value(), &all)) {
       return Status::Corruption("projections: unreadable $all entry");
     }
+    // Scavenged: every projection defined before the scavenge folded it first
+    // (ProjectionRunner::CatchUp); one defined after it never sees it, on every member.
+    if (all.removed()) continue;
+    const events::format::Pointer& pointer = all.pointer;
     auto name = names.find(pointer.stream_id);
     if (name == names.end()) {
       std::string stream;
@@ -214,12 +218,25 @@ void ProjectionRunner::Loop() {
 }
 
 Result<bool> ProjectionRunner::RunOnce() {
+  std::lock_guard<std::mutex> lock(run_mu_);
+  return RunPass(/*catch_up=*/false);
+}
+
+Status ProjectionRunner::CatchUp() {
+  std::lock_guard<std::mutex> lock(run_mu_);
+  for (;;) {
+    CAIRN_ASSIGN_OR_RETURN(bool worked, RunPass(/*catch_up=*/true));
+    if (!worked) return Status::Ok();
+  }
+}
+
+Result<bool> ProjectionRunner::RunPass(bool catch_up) {
   CAIRN_ASSIGN_OR_RETURN(std::vector<v1::ProjectionDefinition> definitions,
                          definitions_->ListProjections());
   CAIRN_ASSIGN_OR_RETURN(bool worked, RemoveUndefined(definitions));
   for (const v1::ProjectionDefinition& definition : definitions) {
-    if (stopping_) break;
-    CAIRN_ASSIGN_OR_RETURN(bool ran, RunProjection(definition));
+    if (stopping_ && !catch_up) break;
+    CAIRN_ASSIGN_OR_RETURN(bool ran, RunProjection(definition, catch_up));
     worked = worked || ran;
   }
   return worked;
@@ -266,7 +283,8 @@ Status ProjectionRunner::Restart(const v1::ProjectionDefinition& definition) {
   return engine_->Write(batch.get());
 }
 
-Result<bool> ProjectionRunner::RunProjection(const v1::ProjectionDefinition& definition) {
+Result<bool> ProjectionRunner::RunProjection(const v1::ProjectionDefinition& definition,
+                                             bool catch_up) {
   const std::string& name = definition.name();
   CAIRN_ASSIGN_OR_RETURN(std::optional<v1::ProjectionProgress> stored,
                          ReadProgress(engine_, storage::ReadOptions{}, name));
@@ -275,7 +293,7 @@ Result<bool> ProjectionRunner::RunProjection(const v1::ProjectionDefinition& def
     return true;
   }
   v1::ProjectionProgress progress = std::move(*stored);
-  if (!definition.enabled() || progress.faulted()) {
+  if ((!definition.enabled() && !catch_up) || progress.faulted()) {
     compiled_.erase(name);  // frees the Lua state while paused
     return false;
   }
@@ -309,7 +327,7 @@ Result<bool> ProjectionRunner::RunProjection(const v1::ProjectionDefinition& def
     return std::optional<std::string>(std::move(state));
   };
   for (const v1::RecordedEvent& event : page) {
-    if (stopping_) break;  // what was folded is written below, with its checkpoint
+    if (stopping_ && !catch_up) break;  // what was folded is written below, with its checkpoint
     if (!event.stream().empty() && event.stream()[0] == '$') {
       *progress.mutable_checkpoint() = event.position();
       continue;

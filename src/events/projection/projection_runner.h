@@ -18,12 +18,14 @@
 // the same states.
 //
 // Thread-safety: Start/Stop from one owner thread; RunOnce only when the thread is not
-// running (tests); the Describe/ReadState functions from any thread.
+// running (tests); CatchUp from any thread (the apply thread); the Describe/ReadState
+// functions from any thread.
 #pragma once
 
 #include <atomic>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -54,6 +56,14 @@ class ProjectionRunner {
   // written. Errors: storage errors (the pass is retried later).
   Result<bool> RunOnce();
 
+  // Folds, on the caller's thread, every event of the engine that a defined projection has
+  // not folded yet, disabled projections included (faulted ones stay where they faulted).
+  // Called before a scavenge removes events (EventState::SetBeforeScavenge), so that what a
+  // projection folds never depends on when its member scavenged: a projection defined before
+  // a scavenge folds the removed events first, one defined after it never sees them.
+  // Errors: storage errors.
+  Status CatchUp();
+
  private:
   struct Compiled {
     uint64_t generation = 0;
@@ -61,7 +71,9 @@ class ProjectionRunner {
   };
 
   void Loop();
-  Result<bool> RunProjection(const v1::ProjectionDefinition& definition);
+  // REQUIRES: run_mu_ held. `catch_up`: for CatchUp (ignores stopping_ and `enabled`).
+  Result<bool> RunPass(bool catch_up);
+  Result<bool> RunProjection(const v1::ProjectionDefinition& definition, bool catch_up);
   Result<bool> RemoveUndefined(const std::vector<v1::ProjectionDefinition>& definitions);
   Status Restart(const v1::ProjectionDefinition& definition);
 
@@ -69,7 +81,8 @@ class ProjectionRunner {
   const EventState* const events_;
   const ProjectionDefinitions* const definitions_;
   const SandboxOptions sandbox_;
-  std::map<std::string, Compiled> compiled_;  // runner thread only
+  std::mutex run_mu_;                         // one pass at a time (thread or CatchUp)
+  std::map<std::string, Compiled> compiled_;  // guarded by run_mu_
   std::atomic<bool> stopping_{false};
   std::thread thread_;
 };
