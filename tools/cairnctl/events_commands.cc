@@ -677,8 +677,13 @@ int RunAuditVerify(const GlobalOptions& options) {
   if (printer.json()) {
     printer.Json(response);
   } else if (response.ok()) {
-    std::printf("ok: %llu events verified\n",
+    std::printf("ok: %llu events verified",
                 static_cast<unsigned long long>(response.events_checked()));
+    if (response.events_scavenged() > 0) {
+      std::printf(" (%llu scavenged: hash anchors)",
+                  static_cast<unsigned long long>(response.events_scavenged()));
+    }
+    std::printf("\n");
   } else {
     std::printf("broken at position %s (stream %s version %llu): %s\n",
                 PositionText(response.broken_at()).c_str(), response.broken_stream().c_str(),

@@ -42,6 +42,8 @@ class Member {
     definitions_ = std::make_unique<ProjectionDefinitions>(store_.engine());
     runner_ =
         std::make_unique<ProjectionRunner>(store_.engine(), events_.get(), definitions_.get());
+    // As ProjectionsService does: a scavenge waits for this member's runner.
+    events_->SetBeforeScavenge([runner = runner_.get()] { return runner->CatchUp(); });
   }
   void Restart() {
     runner_.reset();
@@ -55,6 +57,12 @@ class Member {
     auto batch = store_.engine()->NewWriteBatch();
     Status status;
     switch (command.request_case()) {
+      case command::Command::kEventsScavenge: {  // as the applier: its own batch, after the hook
+        CAIRN_CHECK_OK(events_->PrepareScavenge());
+        status = events_->ApplyScavenge(batch.get(), command.events_scavenge(), &scavenged_);
+        total_scavenged_ += scavenged_.events_removed();
+        break;
+      }
       case command::Command::kEventsAppend: {
         v1::AppendResponse response;
         status = events_->ApplyAppend(batch.get(), command.events_append(), &response, nullptr);
@@ -108,6 +116,7 @@ class Member {
   }
 
   ProjectionDefinitions* definitions() { return definitions_.get(); }
+  uint64_t total_scavenged() const { return total_scavenged_; }
   storage::Engine* engine() { return store_.engine(); }
 
  private:
@@ -115,6 +124,8 @@ class Member {
   std::unique_ptr<EventState> events_;
   std::unique_ptr<ProjectionDefinitions> definitions_;
   std::unique_ptr<ProjectionRunner> runner_;
+  v1::ScavengeResponse scavenged_;
+  uint64_t total_scavenged_ = 0;
 };
 
 command::Command Append(const std::string& stream, int64_t n, uint64_t id) {
@@ -212,6 +223,93 @@ TEST(ProjectionRunnerTest, MembersThatRunAtDifferentMomentsEndWithTheSameStates)
   b.Drain();
   EXPECT_TRUE(a.RunnerRecords().empty());
   EXPECT_TRUE(b.RunnerRecords().empty());
+}
+
+command::Command Scavenge() {
+  command::Command command;
+  command.mutable_events_scavenge()->set_now_unix_nanos(1'800'000'000'000'000'000);
+  return command;
+}
+
+// A scavenge never changes what a projection folds, whichever member scavenged when: a
+// projection defined before it (even stopped, even lagging far behind) folds the removed
+// events first; one defined after it never sees them, on any member.
+TEST(ProjectionRunnerTest, ScavengeNeverChangesWhatProjectionsFold) {
+  Member a(EngineKind::kMemory);
+  Member b(EngineKind::kRocksDb);
+  auto create = [](const std::string& name) {
+    return Projections([name](v1::ProjectionsCommand* c) {
+      c->mutable_create()->set_name(name);
+      c->mutable_create()->set_source(std::string(kSource));
+    });
+  };
+  std::vector<command::Command> commands;
+  commands.push_back(create("early"));
+  std::mt19937_64 random(11);
+  using Sums = std::map<std::string, std::pair<int64_t, int64_t>>;  // stream -> (count, sum)
+  Sums early;
+  std::map<std::string, std::vector<std::pair<uint64_t, int64_t>>> streams;  // (id, n) in order
+  std::vector<std::pair<uint64_t, int64_t>> removed_first;
+  for (uint64_t id = 1; id <= 300; ++id) {
+    const std::string stream = "s-" + std::to_string(random() % 5);
+    const int64_t n = static_cast<int64_t>(random() % 100);
+    commands.push_back(Append(stream, n, id));
+    streams[stream].emplace_back(id, n);
+    if (id % 5 != 0) {
+      early[stream].first += 1;
+      early[stream].second += n;
+    }
+    if (id == 60) {  // s-1 keeps its last 2 events; the others stay hidden from now on
+      command::Command limit;
+      limit.mutable_events_set_metadata()->set_stream("s-1");
+      limit.mutable_events_set_metadata()->mutable_metadata()->set_max_count(2);
+      commands.push_back(limit);
+    }
+    if (id == 100) {
+      commands.push_back(
+          Projections([](v1::ProjectionsCommand* c) { c->mutable_stop()->set_name("early"); }));
+    }
+    if (id == 150) {
+      // Removes s-1's events but its last 2: "late", defined after, never sees them.
+      commands.push_back(Scavenge());
+      commands.push_back(create("late"));
+      const auto& s1 = streams["s-1"];
+      for (size_t i = 0; i + 2 < s1.size(); ++i) removed_first.push_back(s1[i]);
+      continue;
+    }
+    if (id == 200) {
+      commands.push_back(
+          Projections([](v1::ProjectionsCommand* c) { c->mutable_start()->set_name("early"); }));
+    }
+  }
+  Sums late = early;  // every event but those the first scavenge removed
+  for (const auto& [id, n] : removed_first) {
+    if (id % 5 == 0) continue;
+    late["s-1"].first -= 1;
+    late["s-1"].second -= n;
+  }
+  ASSERT_GT(removed_first.size(), 5u);
+  commands.push_back(Scavenge());  // removes s-1's events after id 150 but its last 2
+  for (size_t i = 0; i < commands.size(); ++i) {
+    ASSERT_TRUE(a.Apply(commands[i]).ok()) << i;
+    ASSERT_TRUE(b.Apply(commands[i]).ok()) << i;
+    a.RunOnce();              // a keeps up (almost)
+    if (i == 0) b.RunOnce();  // b's runner otherwise lags until the end
+  }
+  a.Drain();
+  b.Drain();
+  EXPECT_GT(a.total_scavenged(), 50u);
+  EXPECT_EQ(a.total_scavenged(), b.total_scavenged());
+  const auto records = a.RunnerRecords();
+  EXPECT_EQ(records, b.RunnerRecords());
+  for (const auto& [name, want] : {std::pair<std::string, Sums>{"early", early}, {"late", late}}) {
+    for (const auto& [stream, sums] : want) {
+      ASSERT_TRUE(records.contains(format::StateKey(name, stream))) << name << " " << stream;
+      EXPECT_EQ(records.at(format::StateKey(name, stream)),
+                JsonText(Json{{"count", sums.first}, {"sum", sums.second}}))
+          << name << " " << stream;
+    }
+  }
 }
 
 TEST(ProjectionRunnerTest, DefinitionCommandsFailWithoutWritingAndEnforceLimits) {
