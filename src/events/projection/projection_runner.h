@@ -3,7 +3,7 @@
 // Input is the replicated log as this member applied it: every event ever appended, in $all
 // position order, read straight from the engine (streams hidden later by max_age, max_count,
 // truncate or delete stay folded, so what a projection sees does not depend on when it
-// read). Each pass gives every projection one page (ProjectionLimits::kRunnerPageEvents):
+// read; a scavenge first has CatchUp fold what it removes). Each pass gives every projection one page (ProjectionLimits::kRunnerPageEvents):
 // the page's partition states and the progress (checkpoint, counts, fault) are written in
 // one engine batch ("j" records, projection_format.h). A restart resumes from the checkpoint
 // the engine holds, so nothing is folded twice. A failing fold faults the projection: the
