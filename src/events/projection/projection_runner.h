@@ -3,13 +3,13 @@
 // Input is the replicated log as this member applied it: every event ever appended, in $all
 // position order, read straight from the engine (streams hidden later by max_age, max_count,
 // truncate or delete stay folded, so what a projection sees does not depend on when it
-// read; a scavenge first has CatchUp fold what it removes). Each pass gives every projection one page (ProjectionLimits::kRunnerPageEvents):
-// the page's partition states and the progress (checkpoint, counts, fault) are written in
-// one engine batch ("j" records, projection_format.h). A restart resumes from the checkpoint
-// the engine holds, so nothing is folded twice. A failing fold faults the projection: the
-// states and checkpoint of the events before it are kept, the fault names the event and the
-// error, and the projection stops until it is reset or updated. Appends never wait for
-// projections and are not affected by them.
+// read; a scavenge first has CatchUp fold what it removes). Each pass gives every projection one
+// page (ProjectionLimits::kRunnerPageEvents): the page's partition states and the progress
+// (checkpoint, counts, fault) are written in one engine batch ("j" records, projection_format.h). A
+// restart resumes from the checkpoint the engine holds, so nothing is folded twice. A failing fold
+// faults the projection: the states and checkpoint of the events before it are kept, the fault
+// names the event and the error, and the projection stops until it is reset or updated. Appends
+// never wait for projections and are not affected by them.
 //
 // The definitions ("J" records, ProjectionDefinitions) decide what runs: a new generation
 // (create, update, reset) clears the projection's records and starts from the first event;
