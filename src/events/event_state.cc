@@ -440,21 +440,46 @@ Status ValidateSaveSnapshot(const v1::SaveSnapshotRequest& req) {
 // ---------------------------------------------------------------------------------------------
 // Open and batches
 
-Result<std::unique_ptr<EventState>> EventState::Open(storage::Engine* engine, mvcc::KvState* kv) {
-  Head head;
+namespace {
+
+Status LoadChainHead(storage::Engine* engine, std::string* hash, uint64_t* events,
+                     uint64_t* next_stream_id) {
   std::string value;
   CAIRN_ASSIGN_OR_RETURN(bool found, engine->Get(storage::ReadOptions{}, Family::kMeta,
                                                  format::kChainHeadKey, &value));
-  if (found) {
-    records::ChainHead stored;
-    if (!stored.ParseFromString(value)) return Corrupt("chain head");
-    head.hash = stored.hash();
-    head.events = stored.events();
-    head.next_stream_id = stored.next_stream_id();
-  }
+  if (!found) return Status::Ok();
+  records::ChainHead stored;
+  if (!stored.ParseFromString(value)) return Corrupt("chain head");
+  *hash = stored.hash();
+  *events = stored.events();
+  *next_stream_id = stored.next_stream_id();
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<EventState>> EventState::Open(storage::Engine* engine, mvcc::KvState* kv) {
+  Head head;
+  CAIRN_RETURN_IF_ERROR(LoadChainHead(engine, &head.hash, &head.events, &head.next_stream_id));
   auto state = std::unique_ptr<EventState>(new EventState(engine, kv, head));
   state->published_events_ = head.events;
   return state;
+}
+
+Status EventState::Reload() {
+  Head head;
+  CAIRN_RETURN_IF_ERROR(LoadChainHead(engine_, &head.hash, &head.events, &head.next_stream_id));
+  pending_ = head;
+  written_ = head;
+  persistent_.OnStateReplaced();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    published_events_ = head.events;
+  }
+  written_cv_.notify_all();
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  for (const auto& [id, listener] : listeners_) listener();
+  return Status::Ok();
 }
 
 void EventState::WriteHead(storage::WriteBatch* batch) const {

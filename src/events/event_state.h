@@ -125,6 +125,10 @@ class EventState {
   Status PrepareScavenge();
   void OnBatchWritten();
   void OnBatchAborted();
+  // Re-reads the chain head after the engine's contents were replaced wholesale (a Raft
+  // snapshot install) and wakes waiters and write listeners. Apply thread only, no batch
+  // pending. Errors: Corruption for an undecodable head, engine errors.
+  Status Reload();
 
   // Persistent subscription groups (same family, same batches).
   PersistentState* persistent() { return &persistent_; }

@@ -132,6 +132,12 @@ class PersistentState {
   // Changes whenever a batch created, updated, deleted a group or queued a replay; a dispatcher
   // polls it to notice.
   uint64_t Generation() const { return generation_.load(std::memory_order_acquire); }
+  // The engine's contents were replaced (a Raft snapshot install): bumps the generation so
+  // that dispatchers re-read every group. Apply thread only.
+  void OnStateReplaced() {
+    changed_in_batch_ = false;
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+  }
 
  private:
   Result<std::optional<records::PersistentGroupRecord>> LoadGroup(storage::WriteBatch* batch,

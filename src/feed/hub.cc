@@ -161,6 +161,21 @@ void Hub::Publish(int64_t revision, const std::vector<mvccpb::Event>& events) {
   for (Watcher* watcher : to_notify_) watcher->notify();
 }
 
+void Hub::JumpTo(int64_t revision) {
+  std::lock_guard lock(mutex_);
+  CAIRN_CHECK(revision >= revision_);
+  if (revision == revision_) return;
+  to_notify_.clear();
+  for (auto& [id, watcher] : watchers_) {
+    if (watcher.catch_up) continue;
+    watcher.catch_up = true;
+    watcher.queued_through = std::max(watcher.queued_through, revision_);
+    to_notify_.push_back(&watcher);
+  }
+  revision_ = revision;
+  for (Watcher* watcher : to_notify_) watcher->notify();
+}
+
 int64_t Hub::revision() const {
   std::lock_guard lock(mutex_);
   return revision_;

@@ -93,6 +93,10 @@ class Hub {
   // The events of one applied batch (any number of revisions, in order); `revision` is the
   // store's revision after it. Called from the apply thread.
   void Publish(int64_t revision, const std::vector<mvccpb::Event>& events);
+  // The store jumped to `revision` without events (a Raft snapshot install replaced it): every
+  // watcher switches to catch-up and reads the revisions it missed from storage.
+  // REQUIRES: revision >= revision().
+  void JumpTo(int64_t revision);
 
   // The revision of the last published batch.
   int64_t revision() const;

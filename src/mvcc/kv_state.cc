@@ -102,10 +102,7 @@ KvState::KvState(storage::Engine* engine, std::shared_ptr<HistoryCompactionFilte
       published_compacted_(revisions.compacted),
       published_key_count_(revisions.key_count) {}
 
-Result<std::unique_ptr<KvState>> KvState::Open(
-    storage::Engine* engine, std::shared_ptr<HistoryCompactionFilterFactory> filter,
-    const KvStateOptions& options) {
-  CAIRN_CHECK(engine != nullptr && filter != nullptr);
+Result<KvState::Revisions> KvState::LoadRevisions(storage::Engine* engine) {
   std::shared_ptr<const storage::Snapshot> snapshot = engine->GetSnapshot();
   internal::SnapshotView view(engine, snapshot.get());
   std::string version;
@@ -144,8 +141,31 @@ Result<std::unique_ptr<KvState>> KvState::Open(
                               std::to_string(revisions.current) + ", compacted " +
                               std::to_string(revisions.compacted));
   }
+  return revisions;
+}
+
+Result<std::unique_ptr<KvState>> KvState::Open(
+    storage::Engine* engine, std::shared_ptr<HistoryCompactionFilterFactory> filter,
+    const KvStateOptions& options) {
+  CAIRN_CHECK(engine != nullptr && filter != nullptr);
+  CAIRN_ASSIGN_OR_RETURN(Revisions revisions, LoadRevisions(engine));
   filter->SetCompactedRevision(revisions.compacted);
   return std::unique_ptr<KvState>(new KvState(engine, std::move(filter), revisions, options));
+}
+
+Status KvState::Reload() {
+  CAIRN_CHECK(pending_latest_.empty());
+  CAIRN_ASSIGN_OR_RETURN(Revisions revisions, LoadRevisions(engine_));
+  filter_->SetCompactedRevision(revisions.compacted);
+  cache_.BeginPublish();
+  cache_.Clear(revisions.current);
+  pending_ = revisions;
+  written_ = revisions;
+  published_current_.store(revisions.current, std::memory_order_release);
+  published_compacted_.store(revisions.compacted, std::memory_order_release);
+  published_key_count_.store(revisions.key_count, std::memory_order_release);
+  cache_.EndPublish();
+  return Status::Ok();
 }
 
 Status KvState::ReadRevisions(const storage::Snapshot* snapshot, Revisions* revisions) const {

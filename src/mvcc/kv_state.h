@@ -122,6 +122,11 @@ class KvState {
   // engine->Write(batch) failed (or the batch was dropped): forgets the batch's changes.
   void OnBatchAborted();
 
+  // Re-reads the revisions from the engine after its contents were replaced wholesale (a
+  // Raft snapshot install) and drops the cache. Apply thread only, with no batch pending.
+  // Errors: as Open.
+  Status Reload();
+
   // Compacts kv_history now so that the compaction filter drops everything obsolete (for
   // CompactionRequest.physical). Slow; call it off the apply thread.
   Status CompactPhysically();
@@ -147,6 +152,8 @@ class KvState {
   // Moves a successful command's kv_latest changes to the batch's pending list.
   void KeepLatestChanges(std::vector<internal::LatestChange>* changes);
 
+  // The revisions and key count stored in the engine (Open and Reload).
+  static Result<Revisions> LoadRevisions(storage::Engine* engine);
   // Reads the meta revisions of a snapshot.
   Status ReadRevisions(const storage::Snapshot* snapshot, Revisions* revisions) const;
   // Adds the meta writes of a command that moved to `revisions`.

@@ -1,5 +1,6 @@
 #include "src/mvcc/latest_cache.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "src/base/check.h"
@@ -101,6 +102,17 @@ void LatestCache::MarkAbsent(std::string_view key, int64_t revision) {
   Shard& shard = ShardFor(key);
   std::lock_guard<std::mutex> lock(shard.mutex);
   Put(shard, key, {}, /*absent=*/true, revision, /*replace=*/true);
+}
+
+void LatestCache::Clear(int64_t revision) {
+  for (auto& shard : shards_) {
+    std::lock_guard lock(shard->mutex);
+    shard->index.clear();
+    shard->lru.clear();
+    shard->bytes = 0;
+    shard->evicted_at_revision = std::max(shard->evicted_at_revision, revision);
+  }
+  if (newest_revision_.load() < revision) newest_revision_.store(revision);
 }
 
 size_t LatestCache::SizeBytes() const {

@@ -52,6 +52,10 @@ class LatestCache {
   void Update(std::string_view key, std::string_view record, int64_t revision);
   void MarkAbsent(std::string_view key, int64_t revision);
   void EndPublish();
+  // Drops every entry (the state was replaced wholesale, e.g. by a Raft snapshot install);
+  // fills from reads before `revision` are refused afterwards. Apply thread only, between
+  // BeginPublish and EndPublish.
+  void Clear(int64_t revision);
 
   size_t SizeBytes() const;
   bool enabled() const { return capacity_bytes_ > 0; }

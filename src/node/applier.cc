@@ -45,6 +45,12 @@ Result<std::unique_ptr<Applier>> Applier::Open(storage::Engine* engine, mvcc::Kv
   return std::unique_ptr<Applier>(new Applier(engine, kv, applied, std::move(sink)));
 }
 
+Status Applier::Reload() {
+  CAIRN_ASSIGN_OR_RETURN(uint64_t applied, ReadU64(engine_, kAppliedIndexKey, 0));
+  applied_index_.store(applied, std::memory_order_release);
+  return Status::Ok();
+}
+
 Status Applier::ApplyOne(storage::WriteBatch* batch, const command::Command& command,
                          command::CommandResult* result, std::vector<mvccpb::Event>* events) {
   if (alarms_ != nullptr) CAIRN_RETURN_IF_ERROR(alarms_->CheckWrite(command));

@@ -69,6 +69,9 @@ class Applier {
   Applier& operator=(const Applier&) = delete;
 
   uint64_t AppliedIndex() const { return applied_index_.load(std::memory_order_acquire); }
+  // Re-reads the applied index after the engine's contents were replaced wholesale (a Raft
+  // snapshot install). REQUIRES: no ApplyBatch running. Errors: engine errors.
+  Status Reload();
 
   // REQUIRES: entries[i].index == AppliedIndex() + 1 + i.
   // Per-command outcomes go to entry.status / entry.result. A non-OK return means the engine

@@ -58,6 +58,9 @@ class Membership {
   std::vector<command::Member> List() const;  // ordered by id
   bool Get(uint64_t id, command::Member* member) const;
   bool WasRemoved(uint64_t id) const;
+  // Re-reads the list after the engine's contents were replaced (a Raft snapshot install);
+  // bumps generation(). Apply thread only (or with the apply thread idle).
+  Status Reload() { return Load(); }
 
  private:
   explicit Membership(storage::Engine* engine) : engine_(engine) {}

@@ -11,6 +11,8 @@
 #include "src/base/logging.h"
 #include "src/env/posix_file_system.h"
 #include "src/events/event_format.h"
+#include "src/node/snapshot.h"
+#include "src/node/snapshot_install.h"
 #include "src/storage/memory_engine.h"
 #include "src/storage/rocksdb_engine.h"
 
@@ -83,6 +85,7 @@ Result<std::unique_ptr<Node>> Node::Open(NodeOptions options) {
   node->apply_thread_ = std::thread([n = node.get()] { n->ApplyLoop(); });
   node->raft_thread_ = std::thread([n = node.get()] { n->RaftLoop(); });
   node->checkpoint_thread_ = std::thread([n = node.get()] { n->CheckpointLoop(); });
+  node->snapshot_thread_ = std::thread([n = node.get()] { n->SnapshotLoop(); });
   for (size_t i = 0; i < node->options_.read_threads; ++i) {
     node->read_threads_.emplace_back([n = node.get()] { n->ReadLoop(); });
   }
@@ -114,6 +117,25 @@ Status Node::OpenParts() {
   } else {
     CAIRN_ASSIGN_OR_RETURN(engine_, storage::RocksDbEngine::Open(engine_options));
   }
+  CAIRN_ASSIGN_OR_RETURN(wal_, wal::Wal::Open(fs, options_.data_dir + "/wal", options_.wal));
+  const wal::RecoveryInfo& recovery = wal_->recovery();
+  if (recovery.tail_truncated) {
+    Logger()->warn("wal: cut a torn tail of {} bytes at {}:{} (never acknowledged)",
+                   recovery.truncated_bytes, recovery.truncated_segment, recovery.truncated_offset);
+  }
+  // Before anything reads the engine or the log: a snapshot install a crash interrupted is
+  // finished (snapshot_install.h).
+  CAIRN_ASSIGN_OR_RETURN(std::optional<InstallMarker> redone,
+                         FinishInterruptedSnapshotInstall(engine_.get(), wal_.get(), fs,
+                                                          options_.data_dir));
+  if (redone) {
+    Logger()->warn("finished installing the snapshot at index {} (term {}) that a crash "
+                   "interrupted",
+                   redone->index, redone->term);
+    std::lock_guard lock(snapshot_mutex_);
+    ++snapshot_stats_.installed;
+    snapshot_stats_.last_installed_index = redone->index;
+  }
   CAIRN_ASSIGN_OR_RETURN(kv_, mvcc::KvState::Open(engine_.get(), filter_, options_.kv));
   leases_ = std::make_unique<lease::LeaseState>(engine_.get(), kv_.get());
   kv_->set_lease_index(leases_.get());
@@ -128,12 +150,6 @@ Status Node::OpenParts() {
   applier_->set_alarms(alarms_.get());
   CAIRN_ASSIGN_OR_RETURN(membership_, Membership::Open(engine_.get()));
   applier_->set_membership(membership_.get());
-  CAIRN_ASSIGN_OR_RETURN(wal_, wal::Wal::Open(fs, options_.data_dir + "/wal", options_.wal));
-  const wal::RecoveryInfo& recovery = wal_->recovery();
-  if (recovery.tail_truncated) {
-    Logger()->warn("wal: cut a torn tail of {} bytes at {}:{} (never acknowledged)",
-                   recovery.truncated_bytes, recovery.truncated_segment, recovery.truncated_offset);
-  }
   return Status::Ok();
 }
 
@@ -189,6 +205,7 @@ Status Node::OpenRaft() {
       log_storage_,
       RaftLogStorage::Open(wal_.get(), fs, options_.data_dir + "/raft", membership_->Config(),
                            applier_->AppliedIndex(), storage_options));
+  log_storage_->SetSnapshotSource([this] { return OutgoingSnapshot(); });
   const bool log_empty = log_storage_->LastIndex() + 1 == log_storage_->FirstIndex();
   if (membership_->Empty() && !options_.join_existing) {
     if (log_empty) {
@@ -406,6 +423,20 @@ void Node::Step(raft::Message message) {
   inbox_cv_.notify_one();
 }
 
+void Node::ReportSnapshot(uint64_t id, bool failed) {
+  {
+    std::lock_guard lock(inbox_mutex_);
+    if (raft_stopping_) return;
+    inbox_.snapshot_reports.emplace_back(id, failed);
+  }
+  inbox_cv_.notify_one();
+}
+
+SnapshotStats Node::GetSnapshotStats() const {
+  std::lock_guard lock(snapshot_mutex_);
+  return snapshot_stats_;
+}
+
 void Node::ReportUnreachable(uint64_t id) {
   {
     std::lock_guard lock(inbox_mutex_);
@@ -499,6 +530,13 @@ void Node::Submit(Inbox& inbox) {
     if (!status.ok()) Logger()->debug("dropped a peer message: {}", status.ToString());
   }
   for (uint64_t id : inbox.unreachable) raw_->ReportUnreachable(id);
+  for (auto [id, failed] : inbox.snapshot_reports) {
+    Logger()->info("member {:x}: snapshot to {:x} {}", options_.member_id, id,
+                   failed ? "failed" : "delivered");
+    raw_->ReportSnapshot(id, failed);
+    std::lock_guard lock(snapshot_mutex_);
+    ++(failed ? snapshot_stats_.send_failures : snapshot_stats_.sent);
+  }
   for (auto& [index, outcome] : inbox.compactions)
     outcome->set_value(log_storage_->CompactTo(index));
   for (size_t start = 0; start < inbox.proposals.size(); start += raft::kProposalBatchEntriesMax) {
@@ -565,7 +603,7 @@ Status Node::HandleReady(raft::Ready& ready) {
   if (ready.soft_state) OnSoftState(*ready.soft_state);
   if (soft_state_.role == raft::Role::kLeader) SendMessages(ready.messages, true);
   if (!ready.snapshot.IsEmpty()) {
-    return Status::Unimplemented("node: installing a snapshot sent by the leader");
+    CAIRN_RETURN_IF_ERROR(InstallSnapshot(ready.snapshot).WithContext("snapshot install"));
   }
   if (!ready.entries.empty()) {
     CAIRN_RETURN_IF_ERROR(log_storage_->Append(ready.entries).WithContext("wal"));
@@ -731,9 +769,15 @@ void Node::ApplyLoop() {
         taken.push_back(std::move(apply_queue_.front()));
         apply_queue_.pop_front();
       }
+      applying_ = true;
     }
     queue_not_full_.notify_all();
     ApplyEntries(taken);
+    {
+      std::lock_guard lock(mutex_);
+      applying_ = false;
+    }
+    applied_cv_.notify_all();
     if (options_.checkpoint_interval_entries > 0 &&
         applier_->AppliedIndex() - checkpointed_index_.load() >=
             options_.checkpoint_interval_entries) {
@@ -929,6 +973,164 @@ Status Node::Checkpoint() {
   return Status::Ok();
 }
 
+// ---------------------------------------------------------------------------------------
+// Snapshot transfer.
+
+env::FileSystem* Node::FileSystem() const {
+  return options_.filesystem ? options_.filesystem : env::PosixFileSystem::Default();
+}
+
+raft::Snapshot Node::OutgoingSnapshot() {
+  std::shared_ptr<const PreparedSnapshot> prepared;
+  {
+    std::lock_guard lock(snapshot_mutex_);
+    prepared = prepared_snapshot_;
+  }
+  // Fresh while the log still holds what follows it (its index is at least the compacted
+  // index): the follower continues from the log after installing it.
+  if (prepared && prepared->index + 1 >= log_storage_->FirstIndex()) {
+    Result<uint64_t> term = log_storage_->Term(prepared->index);
+    if (term.ok()) {
+      return raft::Snapshot{
+          .metadata = {.index = prepared->index, .term = *term, .config = prepared->config},
+          .data = prepared->data};
+    }
+  }
+  {
+    std::lock_guard lock(snapshot_mutex_);
+    if (snapshot_wanted_) return {};
+    snapshot_wanted_ = true;
+  }
+  snapshot_cv_.notify_one();
+  return {};  // raft retries (the follower stays in probe) until one is prepared
+}
+
+void Node::SnapshotLoop() {
+  while (true) {
+    {
+      std::unique_lock lock(snapshot_mutex_);
+      snapshot_cv_.wait(lock, [&] { return snapshot_stopping_ || snapshot_wanted_; });
+      if (snapshot_stopping_) return;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    Result<std::shared_ptr<const PreparedSnapshot>> produced = ProduceSnapshot();
+    std::lock_guard lock(snapshot_mutex_);
+    snapshot_wanted_ = false;
+    if (!produced.ok()) {
+      Logger()->warn("producing a snapshot for a follower failed: {}",
+                     produced.status().ToString());
+      continue;
+    }
+    prepared_snapshot_ = *produced;
+    ++snapshot_stats_.produced;
+    Logger()->info("member {:x}: prepared a snapshot at index {} ({} bytes) in {:.3f} s",
+                   options_.member_id, prepared_snapshot_->index, prepared_snapshot_->data.size(),
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+}
+
+Result<std::shared_ptr<const Node::PreparedSnapshot>> Node::ProduceSnapshot() {
+  env::FileSystem* fs = FileSystem();
+  CAIRN_RETURN_IF_ERROR(fs->CreateDirs(SnapshotDir(options_.data_dir)));
+  const std::string path = SnapshotDir(options_.data_dir) + "/outgoing.snap";
+  auto cancelled = [this] {
+    std::lock_guard lock(snapshot_mutex_);
+    return snapshot_stopping_;
+  };
+  // One consistent engine snapshot: the applied index, the membership at that index and the
+  // state all come from it.
+  CAIRN_ASSIGN_OR_RETURN(SnapshotInfo info, WriteSnapshot(engine_.get(), fs, path, cancelled));
+  auto prepared = std::make_shared<PreparedSnapshot>();
+  prepared->index = info.applied_index;
+  auto members = [&](storage::Family family, const std::string& key,
+                     const std::string& value) -> Status {
+    if (family != storage::Family::kMeta || !key.starts_with(kMemberKeyPrefix)) {
+      return Status::Ok();
+    }
+    command::Member member;
+    if (!member.ParseFromString(value) || member.id() == raft::kNoNode) {
+      return Status::Corruption("snapshot: malformed member record " + key);
+    }
+    // Member keys are ordered by id (fixed-width hex): the lists come out sorted.
+    (member.is_learner() ? prepared->config.learners : prepared->config.voters)
+        .push_back(member.id());
+    return Status::Ok();
+  };
+  Status read = ReadSnapshotRecords(fs, path, members).status();
+  if (read.ok()) {
+    Result<std::unique_ptr<env::ReadableFile>> file = fs->NewReadableFile(path);
+    read = file.ok() ? (*file)->Read(0, info.size_bytes, &prepared->data) : file.status();
+  }
+  (void)fs->DeleteFile(path);
+  CAIRN_RETURN_IF_ERROR(read);
+  if (prepared->data.size() != info.size_bytes || prepared->index == 0) {
+    return Status::Corruption("snapshot: " + path + " changed while it was read");
+  }
+  return std::shared_ptr<const PreparedSnapshot>(std::move(prepared));
+}
+
+Status Node::InstallSnapshot(const raft::Snapshot& snapshot) {
+  const uint64_t index = snapshot.metadata.index;
+  Logger()->info("member {:x}: installing the snapshot at index {} (term {}, {} bytes) from the "
+                 "leader; applied index {}",
+                 options_.member_id, index, snapshot.metadata.term, snapshot.data.size(),
+                 applier_->AppliedIndex());
+  auto after_step = [&](int step) -> Status {
+    if (!options_.snapshot_install_test_hook || options_.snapshot_install_test_hook(step)) {
+      return Status::Ok();
+    }
+    return Status::Aborted("test: snapshot install stopped after step " + std::to_string(step));
+  };
+  env::FileSystem* fs = FileSystem();
+  CAIRN_RETURN_IF_ERROR(StageSnapshotInstall(fs, options_.data_dir, snapshot));  // steps 1, 2
+  CAIRN_RETURN_IF_ERROR(after_step(2));
+  {
+    // Whatever was committed before the snapshot is applied first; then the engine is ours.
+    std::unique_lock lock(mutex_);
+    applied_cv_.wait(lock, [&] {
+      return (apply_queue_.empty() && !applying_) || stopping_ || failed_.load();
+    });
+    if (!apply_queue_.empty() || applying_) return StoppingError();
+  }
+  if (failed_.load()) return CurrentFailure();
+  const InstallMarker marker{.index = index, .term = snapshot.metadata.term};
+  CAIRN_ASSIGN_OR_RETURN(
+      SnapshotInfo info,
+      CompleteSnapshotInstall(
+          engine_.get(), fs, options_.data_dir, marker,
+          [&] { return log_storage_->ResetToSnapshot(index, snapshot.metadata.term); },
+          after_step));
+  CAIRN_RETURN_IF_ERROR(ReloadState());
+  CAIRN_RETURN_IF_ERROR(after_step(5));
+  if (applier_->AppliedIndex() != index || membership_->Config() != snapshot.metadata.config) {
+    return Status::Corruption("the installed snapshot's state does not match its metadata (index " +
+                              std::to_string(index) + ")");
+  }
+  checkpointed_index_.store(index);
+  last_index_.store(log_storage_->LastIndex(), std::memory_order_release);
+  commit_index_.store(std::max(commit_index_.load(), index), std::memory_order_release);
+  {
+    std::lock_guard lock(snapshot_mutex_);
+    ++snapshot_stats_.installed;
+    snapshot_stats_.last_installed_index = index;
+  }
+  Logger()->info("member {:x}: installed the snapshot at index {} ({} records, revision {})",
+                 options_.member_id, index, info.records, kv_->CurrentRevision());
+  if (options_.on_snapshot_installed) options_.on_snapshot_installed(index, kv_->CurrentRevision());
+  applied_cv_.notify_all();
+  ServeAppliedReads(index);
+  return Status::Ok();
+}
+
+Status Node::ReloadState() {
+  CAIRN_RETURN_IF_ERROR(kv_->Reload());
+  CAIRN_RETURN_IF_ERROR(events_->Reload());
+  CAIRN_RETURN_IF_ERROR(alarms_->Reload());
+  CAIRN_RETURN_IF_ERROR(membership_->Reload());
+  // Leases, projection definitions and upcasters read the engine on every call.
+  return applier_->Reload();
+}
+
 uint64_t Node::LogFirstIndex() const { return wal_->FirstIndex(); }
 
 Status Node::Close() {
@@ -952,6 +1154,12 @@ Status Node::Close() {
   checkpoint_wanted_.notify_all();
   if (apply_thread_.joinable()) apply_thread_.join();
   if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
+  {
+    std::lock_guard lock(snapshot_mutex_);
+    snapshot_stopping_ = true;
+  }
+  snapshot_cv_.notify_all();
+  if (snapshot_thread_.joinable()) snapshot_thread_.join();
   {
     std::lock_guard lock(read_queue_mutex_);
     read_threads_stopping_ = true;

@@ -103,9 +103,9 @@ struct NodeOptions {
   // state with a replay of it). Default: 1,000,000.
   uint64_t checkpoint_interval_entries = 1'000'000;
   // With more than one member, a checkpoint keeps at least this many entries below the
-  // applied index so that a lagging follower catches up from the log (snapshot transfer to
-  // followers is not implemented yet). Default: 1,000,000.
-  uint64_t cluster_log_retention_entries = 1'000'000;
+  // applied index so that a follower that lags by less catches up from the log; one further
+  // behind is sent a snapshot of the state (etcd's --snapshot-catchup-entries). Default: 5000.
+  uint64_t cluster_log_retention_entries = 5000;
   // Threads that run linearizable reads once their read index is applied (a sole voter's
   // reads run on the caller's thread instead). Default: 2.
   size_t read_threads = 2;
@@ -127,6 +127,23 @@ struct NodeOptions {
   std::function<void(const std::vector<command::Member>& members)> on_members_changed;
   // Called on the raft thread when the known leader or the term changed.
   std::function<void(uint64_t leader_id, uint64_t term)> on_leader_change;
+  // Called on the raft thread after this member installed a snapshot the leader sent, with its
+  // index and the store revision it holds (the server moves watchers to catch-up). Default:
+  // empty.
+  std::function<void(uint64_t index, int64_t revision)> on_snapshot_installed;
+  // Test hook: called between the steps of a snapshot install (snapshot_install.h) with the
+  // step just done (1..5); returning false stops the install there as a crash would (the node
+  // fails and refuses writes). Default: empty.
+  std::function<bool(int step)> snapshot_install_test_hook;
+};
+
+// Snapshot transfer counters (metrics, tests); monotonic.
+struct SnapshotStats {
+  uint64_t produced = 0;           // leader: snapshots written for followers
+  uint64_t sent = 0;               // leader: delivered to a follower's node (transport report)
+  uint64_t send_failures = 0;      // leader: not delivered
+  uint64_t installed = 0;          // follower: installed (including one redone at open)
+  uint64_t last_installed_index = 0;
 };
 
 // What Maintenance.Status and metrics report.
@@ -181,6 +198,9 @@ class Node {
   void Step(raft::Message message);
   // Transport feedback.
   void ReportUnreachable(uint64_t id);
+  // The kSnapshot message to `id` was delivered (failed = false) or not.
+  void ReportSnapshot(uint64_t id, bool failed);
+  SnapshotStats GetSnapshotStats() const;
 
   // Decides, before a command is logged, whether this member accepts it (the space quota:
   // src/server/space_quota.h). It runs on the proposer's thread and may call Propose.
@@ -233,12 +253,14 @@ class Node {
     std::vector<PendingRead> reads;
     std::vector<raft::Message> messages;
     std::vector<uint64_t> unreachable;
+    std::vector<std::pair<uint64_t, bool>> snapshot_reports;  // (peer, failed)
     std::vector<std::pair<uint64_t, PendingRead>> transfers;
     // (index, outcome): log compactions the checkpoint thread waits for.
     std::vector<std::pair<uint64_t, std::shared_ptr<std::promise<Status>>>> compactions;
     bool Empty() const {
       return proposals.empty() && config_changes.empty() && reads.empty() && messages.empty() &&
-             unreachable.empty() && transfers.empty() && compactions.empty();
+             unreachable.empty() && transfers.empty() && compactions.empty() &&
+             snapshot_reports.empty();
     }
   };
 
@@ -274,6 +296,22 @@ class Node {
   void ReleaseReads(std::vector<PendingRead> reads);
   void ReadLoop();
   static constexpr size_t kReadBatchMax = 256;
+
+  // Snapshots for followers (leader): the raft thread asks OutgoingSnapshot (the log
+  // storage's snapshot source); the snapshot thread produces one when none is fresh.
+  struct PreparedSnapshot {
+    uint64_t index = 0;
+    raft::ConfigState config;
+    std::string data;
+  };
+  raft::Snapshot OutgoingSnapshot();
+  void SnapshotLoop();
+  Result<std::shared_ptr<const PreparedSnapshot>> ProduceSnapshot();
+  // Installing a snapshot from the leader (follower, raft thread).
+  Status InstallSnapshot(const raft::Snapshot& snapshot);
+  // Re-reads every in-memory state derived from the engine (after an install).
+  Status ReloadState();
+  env::FileSystem* FileSystem() const;
 
   void CheckpointLoop();
   void Fail(const Status& status);
@@ -348,6 +386,15 @@ class Node {
   std::deque<ReadDone> read_queue_;     // GUARDED_BY(read_queue_mutex_)
   bool read_threads_stopping_ = false;  // GUARDED_BY(read_queue_mutex_)
   std::vector<std::thread> read_threads_;
+  bool applying_ = false;                 // GUARDED_BY(mutex_): the apply thread holds entries
+  // Snapshot production (leader).
+  mutable std::mutex snapshot_mutex_;
+  std::condition_variable snapshot_cv_;
+  bool snapshot_wanted_ = false;    // GUARDED_BY(snapshot_mutex_)
+  bool snapshot_stopping_ = false;  // GUARDED_BY(snapshot_mutex_)
+  std::shared_ptr<const PreparedSnapshot> prepared_snapshot_;  // GUARDED_BY(snapshot_mutex_)
+  SnapshotStats snapshot_stats_;                                // GUARDED_BY(snapshot_mutex_)
+  std::thread snapshot_thread_;
   std::thread apply_thread_;
   std::thread checkpoint_thread_;
   bool closed_ = false;

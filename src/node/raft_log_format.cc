@@ -119,4 +119,77 @@ Status WriteHardStateFile(env::FileSystem* fs, const std::string& dir,
   return fs->SyncDir(dir);
 }
 
+namespace {
+
+Status WriteFileDurably(env::FileSystem* fs, const std::string& dir, const std::string& path,
+                        std::string_view bytes) {
+  const std::string temporary = path + ".tmp";
+  {
+    CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<env::WritableFile> file, fs->NewWritableFile(temporary));
+    CAIRN_RETURN_IF_ERROR(file->Append(bytes));
+    CAIRN_RETURN_IF_ERROR(file->Sync());
+    CAIRN_RETURN_IF_ERROR(file->Close());
+  }
+  CAIRN_RETURN_IF_ERROR(fs->RenameFile(temporary, path));
+  return fs->SyncDir(dir);
+}
+
+}  // namespace
+
+std::string EncodeInstallMarker(const InstallMarker& marker) {
+  std::string bytes(kInstallMarkerMagic);
+  coding::PutFixed32(&bytes, kInstallMarkerFormatVersion);
+  coding::PutFixed64(&bytes, marker.index);
+  coding::PutFixed64(&bytes, marker.term);
+  coding::PutFixed32(&bytes, crc32c::Value(bytes));
+  CAIRN_CHECK(bytes.size() == kInstallMarkerFileBytes);
+  return bytes;
+}
+
+Result<InstallMarker> DecodeInstallMarker(std::string_view bytes) {
+  if (bytes.size() != kInstallMarkerFileBytes) {
+    return Status::Corruption("snapshot install marker: " + std::to_string(bytes.size()) +
+                              " bytes, want " + std::to_string(kInstallMarkerFileBytes));
+  }
+  if (bytes.substr(0, kInstallMarkerMagic.size()) != kInstallMarkerMagic) {
+    return Status::Corruption("snapshot install marker: bad magic");
+  }
+  const size_t crc_offset = kInstallMarkerFileBytes - 4;
+  if (coding::DecodeFixed32(bytes.data() + crc_offset) != crc32c::Value(bytes.data(), crc_offset)) {
+    return Status::Corruption("snapshot install marker: checksum mismatch");
+  }
+  const char* p = bytes.data() + kInstallMarkerMagic.size();
+  if (coding::DecodeFixed32(p) != kInstallMarkerFormatVersion) {
+    return Status::Corruption("snapshot install marker: unknown format version");
+  }
+  InstallMarker marker{.index = coding::DecodeFixed64(p + 4), .term = coding::DecodeFixed64(p + 12)};
+  if (marker.index == 0) return Status::Corruption("snapshot install marker: index 0");
+  return marker;
+}
+
+Result<std::optional<InstallMarker>> ReadInstallMarkerFile(env::FileSystem* fs,
+                                                           const std::string& dir) {
+  const std::string path = dir + "/" + std::string(kInstallMarkerFileName);
+  if (!fs->FileExists(path)) return std::optional<InstallMarker>();
+  CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<env::ReadableFile> file, fs->NewReadableFile(path));
+  std::string bytes;
+  CAIRN_RETURN_IF_ERROR(file->Read(0, kInstallMarkerFileBytes + 1, &bytes));
+  Result<InstallMarker> marker = DecodeInstallMarker(bytes);
+  if (!marker.ok()) return marker.status().WithContext(path);
+  return std::optional<InstallMarker>(*marker);
+}
+
+Status WriteInstallMarkerFile(env::FileSystem* fs, const std::string& dir,
+                              const InstallMarker& marker) {
+  return WriteFileDurably(fs, dir, dir + "/" + std::string(kInstallMarkerFileName),
+                          EncodeInstallMarker(marker));
+}
+
+Status RemoveInstallMarkerFile(env::FileSystem* fs, const std::string& dir) {
+  const std::string path = dir + "/" + std::string(kInstallMarkerFileName);
+  if (!fs->FileExists(path)) return Status::Ok();
+  CAIRN_RETURN_IF_ERROR(fs->DeleteFile(path));
+  return fs->SyncDir(dir);
+}
+
 }  // namespace cairn::node

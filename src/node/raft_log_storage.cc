@@ -184,6 +184,30 @@ Status RaftLogStorage::CompactTo(uint64_t index) {
   return Status::Ok();
 }
 
+Status RaftLogStorage::ResetWalToSnapshot(wal::Wal* wal, uint64_t index, uint64_t term) {
+  if (index < 2) return Status::InvalidArgument("raft log: a snapshot at index < 2");
+  CAIRN_RETURN_IF_ERROR(wal->Reset(index));
+  const std::string placeholder =
+      EncodeRaftEntry(raft::Entry{.term = term, .index = index, .type = raft::EntryType::kNormal});
+  const std::string_view payloads[] = {placeholder};
+  CAIRN_ASSIGN_OR_RETURN(uint64_t appended, wal->AppendBatch(payloads));
+  CAIRN_CHECK(appended == index);
+  CAIRN_RETURN_IF_ERROR(wal->Sync());
+  CAIRN_CHECK(wal->FirstIndex() == index && wal->LastIndex() == index);
+  return Status::Ok();
+}
+
+Status RaftLogStorage::ResetToSnapshot(uint64_t index, uint64_t term) {
+  CAIRN_RETURN_IF_ERROR(ResetWalToSnapshot(wal_, index, term));
+  compacted_index_ = index;
+  compacted_term_ = term;
+  last_index_ = index;
+  term_runs_.assign(1, {index, term});
+  cache_.clear();
+  cache_bytes_ = 0;
+  return Status::Ok();
+}
+
 Status RaftLogStorage::Bootstrap(const std::vector<raft::Entry>& entries,
                                  const raft::HardState& hard_state) {
   CAIRN_CHECK(last_index_ == compacted_index_ && !entries.empty() &&

@@ -8,8 +8,13 @@
 // F itself (its term is known from the WAL, which is what the core needs at the boundary);
 // the node only drops WAL prefixes up to an index it has applied, so F <= applied.
 //
-// There is no state-machine snapshot to send yet: GetSnapshot() returns an empty snapshot, so
-// a follower that needs compacted entries waits (raft treats it as temporarily unavailable).
+// State-machine snapshots are the node's business: GetSnapshot() asks the snapshot source the
+// node installed (SetSnapshotSource), which answers with a prepared snapshot or an empty one
+// while it produces one in the background (raft treats that as temporarily unavailable and
+// retries). After a follower installed a snapshot at (index, term), ResetToSnapshot restarts
+// the log there: the WAL holds one placeholder entry at `index` with `term` (never applied:
+// it is the compacted boundary, so FirstIndex() = index + 1 and Term(index) = term, also
+// after a restart).
 //
 // Recent entries are cached in memory (bounded by bytes) so that replication to followers
 // and applying committed entries do not read the WAL back from disk.
@@ -19,6 +24,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -58,7 +64,21 @@ class RaftLogStorage final : public raft::Storage {
   Result<uint64_t> Term(uint64_t index) const override;
   uint64_t FirstIndex() const override { return compacted_index_ + 1; }
   uint64_t LastIndex() const override { return last_index_; }
-  raft::Snapshot GetSnapshot() const override { return {}; }
+  raft::Snapshot GetSnapshot() const override {
+    return snapshot_source_ ? snapshot_source_() : raft::Snapshot{};
+  }
+  // Where GetSnapshot() gets the snapshot to send (called on the raft thread).
+  void SetSnapshotSource(std::function<raft::Snapshot()> source) {
+    snapshot_source_ = std::move(source);
+  }
+
+  // Discards the whole log and restarts it after a snapshot of the state machine at
+  // (index, term) (see above); durable on return. REQUIRES: index >= 2 (index 1 could not be
+  // told apart from a log that starts at 1).
+  Status ResetToSnapshot(uint64_t index, uint64_t term);
+  // The WAL part of ResetToSnapshot, for redoing an interrupted install at open, before a
+  // RaftLogStorage exists. Idempotent.
+  static Status ResetWalToSnapshot(wal::Wal* wal, uint64_t index, uint64_t term);
 
   // Appends `entries` (dropping any existing entries from entries[0].index on) without
   // syncing. REQUIRES: FirstIndex() <= entries[0].index <= LastIndex() + 1; contiguous.
@@ -107,6 +127,7 @@ class RaftLogStorage final : public raft::Storage {
   // Entries cache_.front().index .. last_index_ (possibly empty), at most cache_bytes_max.
   std::deque<raft::Entry> cache_;
   uint64_t cache_bytes_ = 0;
+  std::function<raft::Snapshot()> snapshot_source_;
 };
 
 }  // namespace cairn::node

@@ -44,6 +44,21 @@ Result<SnapshotInfo> WriteSnapshot(storage::Engine* engine, env::FileSystem* fs,
 // it. Corruption names what is wrong.
 Result<SnapshotInfo> VerifySnapshot(env::FileSystem* fs, const std::string& path);
 
+// Reads and checks the whole snapshot like VerifySnapshot, calling `record` for every engine
+// entry in file order (the call's error, if any, stops the read and is returned).
+using SnapshotRecordFunction =
+    std::function<Status(storage::Family family, const std::string& key, const std::string& value)>;
+Result<SnapshotInfo> ReadSnapshotRecords(env::FileSystem* fs, const std::string& path,
+                                         const SnapshotRecordFunction& record);
+
+// Replaces the whole contents of `engine` (every family, meta included) with the snapshot's,
+// in ONE engine batch (readers see the old state or the new one, never a mix), then flushes
+// the engine so that the new contents are durable. The snapshot is verified first; nothing
+// is changed when it does not check out. Used by a follower installing a snapshot the leader
+// sent (the install is redone from the file after a crash: the operation is idempotent).
+Result<SnapshotInfo> ReplaceEngineContents(storage::Engine* engine, env::FileSystem* fs,
+                                           const std::string& path);
+
 // etcd's Maintenance.Hash: a crc32c over the member's replicated state read from one engine
 // snapshot — the live keys with their records (kv latest family), the leases, and the alarms.
 // Members that applied the same log prefix give the same hash. (History is left out: its

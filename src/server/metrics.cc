@@ -188,6 +188,22 @@ void ServerMetrics::AddStateGauges(node::Node* node, feed::Hub* hub, LeaseManage
   registry_.AddGauge("cairn_node_failed",
                      "1 when a log or engine failure made the node refuse writes.",
                      [node] { return node->Failed() ? 1.0 : 0.0; });
+  // Snapshot transfer (node.h SnapshotStats); monotonic, exported as gauges of totals.
+  const std::pair<const char*, const char*> snapshot_metrics[] = {
+      {"cairn_raft_snapshots_produced_total", "Snapshots this member wrote for followers."},
+      {"cairn_raft_snapshots_sent_total", "Snapshots delivered to a follower."},
+      {"cairn_raft_snapshot_send_failures_total", "Snapshots that could not be delivered."},
+      {"cairn_raft_snapshots_installed_total", "Snapshots from the leader this member installed."},
+      {"cairn_raft_snapshot_last_installed_index", "Raft index of the last snapshot installed."},
+  };
+  for (size_t i = 0; i < std::size(snapshot_metrics); ++i) {
+    registry_.AddGauge(snapshot_metrics[i].first, snapshot_metrics[i].second, [node, i] {
+      const node::SnapshotStats stats = node->GetSnapshotStats();
+      const uint64_t values[] = {stats.produced, stats.sent, stats.send_failures, stats.installed,
+                                 stats.last_installed_index};
+      return static_cast<double>(values[i]);
+    });
+  }
 }
 
 Result<std::unique_ptr<HttpServer>> StartMetricsHttp(const std::vector<std::string>& addresses,

@@ -67,6 +67,9 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   transport_callbacks.on_unreachable = [node_slot](raft::NodeId id) {
     if (node::Node* node = node_slot->load()) node->ReportUnreachable(id);
   };
+  transport_callbacks.on_snapshot_status = [node_slot](raft::NodeId id, bool failed) {
+    if (node::Node* node = node_slot->load()) node->ReportSnapshot(id, failed);
+  };
   auto transport =
       std::make_shared<transport::GrpcTransport>(transport_options, std::move(transport_callbacks));
   // A joining member answers the leader before it has applied any membership.
@@ -102,6 +105,11 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   node_options.event_sink = [hub_slot, waiter_slot](int64_t revision,
                                                     std::vector<mvccpb::Event>&& events) {
     if (feed::Hub* hub = hub_slot->load()) hub->Publish(revision, events);
+    if (PrefixWaiter* waiter = waiter_slot->load()) waiter->Notify();
+  };
+  // A snapshot install replaced the state under the watchers: they catch up from storage.
+  node_options.on_snapshot_installed = [hub_slot, waiter_slot](uint64_t, int64_t revision) {
+    if (feed::Hub* hub = hub_slot->load()) hub->JumpTo(revision);
     if (PrefixWaiter* waiter = waiter_slot->load()) waiter->Notify();
   };
   auto node = node::Node::Open(std::move(node_options));
@@ -238,6 +246,8 @@ Status Server::ConfigureRaft(const ServerOptions& options, node::NodeOptions* no
       static_cast<int>(options.election_timeout_ms / options.heartbeat_interval_ms);
   node_options->join_existing = options.join_existing_cluster;
   node_options->request_timeout_ms = 5000 + 2 * options.election_timeout_ms;
+  node_options->checkpoint_interval_entries = options.snapshot_count;
+  node_options->cluster_log_retention_entries = options.snapshot_catchup_entries;
   auto member_for = [&](const std::string& name, const std::vector<std::string>& peer_urls) {
     command::Member member;
     member.set_id(MemberIdentity::MemberIdFor(name, options.cluster_token));

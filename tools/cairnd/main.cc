@@ -28,6 +28,8 @@ struct ClusterFlags {
   std::string initial_cluster_state = "new";
   int64_t heartbeat_interval_ms = 100;
   int64_t election_timeout_ms = 1000;
+  uint64_t snapshot_count = 1'000'000;
+  uint64_t snapshot_catchup_entries = 5000;
 };
 
 struct Flags {
@@ -89,6 +91,14 @@ void AddFlags(CLI::App* app, Flags* flags) {
       ->capture_default_str();
   app->add_option("--election-timeout", c.election_timeout_ms,
                   "Raft election timeout, in milliseconds")
+      ->capture_default_str();
+  app->add_option("--snapshot-count", c.snapshot_count,
+                  "Applied entries between checkpoints (engine flush and Raft log compaction); "
+                  "0 keeps the whole log")
+      ->capture_default_str();
+  app->add_option("--snapshot-catchup-entries", c.snapshot_catchup_entries,
+                  "Raft log entries kept below the applied index at a checkpoint for slow "
+                  "followers; a follower further behind is sent a snapshot")
       ->capture_default_str();
   app->add_option("--auto-compaction-mode", flags->auto_compaction_mode,
                   "periodic: keep the history of the retention period; revision: keep the last "
@@ -172,6 +182,8 @@ std::string ApplyClusterFlags(const CLI::App& app, const ClusterFlags& flags,
   server->join_existing_cluster = flags.initial_cluster_state == "existing";
   server->heartbeat_interval_ms = flags.heartbeat_interval_ms;
   server->election_timeout_ms = flags.election_timeout_ms;
+  server->snapshot_count = flags.snapshot_count;
+  server->snapshot_catchup_entries = flags.snapshot_catchup_entries;
   const bool listen =
       app.count("--listen-peer-urls") > 0 || order.size() > 1 || server->join_existing_cluster;
   if (listen) {
