@@ -231,6 +231,7 @@ Status Node::OpenRaft() {
   CAIRN_RETURN_IF_ERROR(config.Validate());
   raw_ = std::make_unique<raft::RawNode>(config);
   last_index_ = log_storage_->LastIndex();
+  raft_log_first_index_ = log_storage_->FirstIndex();
   commit_index_ = log_storage_->InitialHardState().commit;
   term_ = log_storage_->InitialHardState().term;
   return Status::Ok();
@@ -537,8 +538,10 @@ void Node::Submit(Inbox& inbox) {
     std::lock_guard lock(snapshot_mutex_);
     ++(failed ? snapshot_stats_.send_failures : snapshot_stats_.sent);
   }
-  for (auto& [index, outcome] : inbox.compactions)
+  for (auto& [index, outcome] : inbox.compactions) {
     outcome->set_value(log_storage_->CompactTo(index));
+    raft_log_first_index_.store(log_storage_->FirstIndex());
+  }
   for (size_t start = 0; start < inbox.proposals.size(); start += raft::kProposalBatchEntriesMax) {
     const size_t end = std::min(inbox.proposals.size(), start + raft::kProposalBatchEntriesMax);
     std::vector<std::string> batch;
@@ -1108,6 +1111,7 @@ Status Node::InstallSnapshot(const raft::Snapshot& snapshot) {
   }
   checkpointed_index_.store(index);
   last_index_.store(log_storage_->LastIndex(), std::memory_order_release);
+  raft_log_first_index_.store(log_storage_->FirstIndex());
   commit_index_.store(std::max(commit_index_.load(), index), std::memory_order_release);
   {
     std::lock_guard lock(snapshot_mutex_);

@@ -219,7 +219,11 @@ class Node {
   storage::Engine* engine() { return engine_.get(); }
   uint64_t member_id() const { return options_.member_id; }
   uint64_t AppliedIndex() const { return applier_->AppliedIndex(); }
+  // The first index the WAL holds (segments are dropped whole).
   uint64_t LogFirstIndex() const;
+  // The first index the Raft log serves (RaftLogStorage::FirstIndex); a follower that needs an
+  // earlier entry is sent a snapshot.
+  uint64_t RaftLogFirstIndex() const { return raft_log_first_index_.load(); }
   RaftStatus GetRaftStatus() const;
   uint64_t LeaderId() const { return leader_id_.load(std::memory_order_acquire); }
   bool IsLeader() const { return LeaderId() == options_.member_id; }
@@ -339,6 +343,7 @@ class Node {
   std::atomic<uint64_t> term_{0};
   std::atomic<uint64_t> commit_index_{0};
   std::atomic<uint64_t> last_index_{0};
+  std::atomic<uint64_t> raft_log_first_index_{0};
   std::atomic<bool> single_voter_leader_{false};
 
   // Requests waiting for their entries to apply, by request id.

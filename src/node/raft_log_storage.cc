@@ -167,10 +167,13 @@ Status RaftLogStorage::SaveHardState(const raft::HardState& hard_state) {
 }
 
 Status RaftLogStorage::CompactTo(uint64_t index) {
+  index = std::min(index, last_index_);
   if (index <= compacted_index_) return Status::Ok();
   CAIRN_RETURN_IF_ERROR(wal_->TruncatePrefix(index));
-  const uint64_t first = wal_->FirstIndex();
-  if (first <= 1 || first <= compacted_index_) return Status::Ok();
+  // The core stops reading below `index` now, whether or not the WAL could drop the segments
+  // (it keeps the active one): a follower that needs older entries is sent a snapshot. A
+  // restart starts again from the WAL's first entry, which is only more than needed.
+  const uint64_t first = index;
   CAIRN_ASSIGN_OR_RETURN(compacted_term_, Term(first));
   compacted_index_ = first;
   auto run = std::upper_bound(term_runs_.begin(), term_runs_.end(), first,

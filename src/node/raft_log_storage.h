@@ -88,7 +88,8 @@ class RaftLogStorage final : public raft::Storage {
   // Durably records term and vote when they differ from what the file holds; a change of
   // the commit index alone is not written (see Open).
   Status SaveHardState(const raft::HardState& hard_state);
-  // Drops WAL segments whose entries are all below `index` (the entry at `index` stays).
+  // Compacts the log up to `index` (the entry at `index` stays as the boundary: FirstIndex()
+  // becomes index + 1) and drops the WAL segments whose entries are all below it.
   // REQUIRES: index <= the node's applied index.
   Status CompactTo(uint64_t index);
 
