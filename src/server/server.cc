@@ -7,8 +7,10 @@
 #include <atomic>
 #include <chrono>
 #include <climits>
+#include <cstdlib>
 #include <future>
 #include <set>
+#include <thread>
 
 #include "src/base/logging.h"
 #include "src/env/posix_file_system.h"
@@ -107,6 +109,16 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
     if (feed::Hub* hub = hub_slot->load()) hub->Publish(revision, events);
     if (PrefixWaiter* waiter = waiter_slot->load()) waiter->Notify();
   };
+  // Test hook (tests/cluster/cluster_snapshot_test.cc): pause a snapshot install after the
+  // engine was replaced and before the log is reset, so that a test can kill -9 the member
+  // there. Not a user setting.
+  if (const char* pause = std::getenv("CAIRN_TEST_SNAPSHOT_INSTALL_PAUSE_MS")) {
+    const auto pause_ms = std::chrono::milliseconds(std::atoll(pause));
+    node_options.snapshot_install_test_hook = [pause_ms](int step) {
+      if (step == 3) std::this_thread::sleep_for(pause_ms);
+      return true;
+    };
+  }
   // A snapshot install replaced the state under the watchers: they catch up from storage.
   node_options.on_snapshot_installed = [hub_slot, waiter_slot](uint64_t, int64_t revision) {
     if (feed::Hub* hub = hub_slot->load()) hub->JumpTo(revision);

@@ -130,6 +130,7 @@ bool ClusterHarness::Spawn(int i, std::string* error) {
        }) {
     argv.push_back(argument);
   }
+  argv.insert(argv.end(), options_.extra_flags.begin(), options_.extra_flags.end());
   if (!member.process->Start(argv, member.log_path, error)) return false;
   member.stopped = false;
   return true;

@@ -50,6 +50,8 @@ struct ClusterOptions {
   // Run every member in its own network namespace (see NetworkNamespaces; needs root). Start()
   // fails when the namespaces cannot be made. Default: false (loopback).
   bool network_namespaces = false;
+  // More cairnd flags for every member (e.g. --snapshot-count 200). Default: none.
+  std::vector<std::string> extra_flags;
 };
 
 // One member's HashKV answer.
