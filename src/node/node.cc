@@ -125,13 +125,14 @@ Status Node::OpenParts() {
   }
   // Before anything reads the engine or the log: a snapshot install a crash interrupted is
   // finished (snapshot_install.h).
-  CAIRN_ASSIGN_OR_RETURN(std::optional<InstallMarker> redone,
-                         FinishInterruptedSnapshotInstall(engine_.get(), wal_.get(), fs,
-                                                          options_.data_dir));
+  CAIRN_ASSIGN_OR_RETURN(
+      std::optional<InstallMarker> redone,
+      FinishInterruptedSnapshotInstall(engine_.get(), wal_.get(), fs, options_.data_dir));
   if (redone) {
-    Logger()->warn("finished installing the snapshot at index {} (term {}) that a crash "
-                   "interrupted",
-                   redone->index, redone->term);
+    Logger()->warn(
+        "finished installing the snapshot at index {} (term {}) that a crash "
+        "interrupted",
+        redone->index, redone->term);
     std::lock_guard lock(snapshot_mutex_);
     ++snapshot_stats_.installed;
     snapshot_stats_.last_installed_index = redone->index;
@@ -1074,10 +1075,11 @@ Result<std::shared_ptr<const Node::PreparedSnapshot>> Node::ProduceSnapshot() {
 
 Status Node::InstallSnapshot(const raft::Snapshot& snapshot) {
   const uint64_t index = snapshot.metadata.index;
-  Logger()->info("member {:x}: installing the snapshot at index {} (term {}, {} bytes) from the "
-                 "leader; applied index {}",
-                 options_.member_id, index, snapshot.metadata.term, snapshot.data.size(),
-                 applier_->AppliedIndex());
+  Logger()->info(
+      "member {:x}: installing the snapshot at index {} (term {}, {} bytes) from the "
+      "leader; applied index {}",
+      options_.member_id, index, snapshot.metadata.term, snapshot.data.size(),
+      applier_->AppliedIndex());
   auto after_step = [&](int step) -> Status {
     if (!options_.snapshot_install_test_hook || options_.snapshot_install_test_hook(step)) {
       return Status::Ok();
@@ -1090,9 +1092,8 @@ Status Node::InstallSnapshot(const raft::Snapshot& snapshot) {
   {
     // Whatever was committed before the snapshot is applied first; then the engine is ours.
     std::unique_lock lock(mutex_);
-    applied_cv_.wait(lock, [&] {
-      return (apply_queue_.empty() && !applying_) || stopping_ || failed_.load();
-    });
+    applied_cv_.wait(
+        lock, [&] { return (apply_queue_.empty() && !applying_) || stopping_ || failed_.load(); });
     if (!apply_queue_.empty() || applying_) return StoppingError();
   }
   if (failed_.load()) return CurrentFailure();

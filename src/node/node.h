@@ -139,10 +139,10 @@ struct NodeOptions {
 
 // Snapshot transfer counters (metrics, tests); monotonic.
 struct SnapshotStats {
-  uint64_t produced = 0;           // leader: snapshots written for followers
-  uint64_t sent = 0;               // leader: delivered to a follower's node (transport report)
-  uint64_t send_failures = 0;      // leader: not delivered
-  uint64_t installed = 0;          // follower: installed (including one redone at open)
+  uint64_t produced = 0;       // leader: snapshots written for followers
+  uint64_t sent = 0;           // leader: delivered to a follower's node (transport report)
+  uint64_t send_failures = 0;  // leader: not delivered
+  uint64_t installed = 0;      // follower: installed (including one redone at open)
   uint64_t last_installed_index = 0;
 };
 
@@ -391,14 +391,14 @@ class Node {
   std::deque<ReadDone> read_queue_;     // GUARDED_BY(read_queue_mutex_)
   bool read_threads_stopping_ = false;  // GUARDED_BY(read_queue_mutex_)
   std::vector<std::thread> read_threads_;
-  bool applying_ = false;                 // GUARDED_BY(mutex_): the apply thread holds entries
+  bool applying_ = false;  // GUARDED_BY(mutex_): the apply thread holds entries
   // Snapshot production (leader).
   mutable std::mutex snapshot_mutex_;
   std::condition_variable snapshot_cv_;
-  bool snapshot_wanted_ = false;    // GUARDED_BY(snapshot_mutex_)
-  bool snapshot_stopping_ = false;  // GUARDED_BY(snapshot_mutex_)
+  bool snapshot_wanted_ = false;                               // GUARDED_BY(snapshot_mutex_)
+  bool snapshot_stopping_ = false;                             // GUARDED_BY(snapshot_mutex_)
   std::shared_ptr<const PreparedSnapshot> prepared_snapshot_;  // GUARDED_BY(snapshot_mutex_)
-  SnapshotStats snapshot_stats_;                                // GUARDED_BY(snapshot_mutex_)
+  SnapshotStats snapshot_stats_;                               // GUARDED_BY(snapshot_mutex_)
   std::thread snapshot_thread_;
   std::thread apply_thread_;
   std::thread checkpoint_thread_;

@@ -162,7 +162,8 @@ Result<InstallMarker> DecodeInstallMarker(std::string_view bytes) {
   if (coding::DecodeFixed32(p) != kInstallMarkerFormatVersion) {
     return Status::Corruption("snapshot install marker: unknown format version");
   }
-  InstallMarker marker{.index = coding::DecodeFixed64(p + 4), .term = coding::DecodeFixed64(p + 12)};
+  InstallMarker marker{.index = coding::DecodeFixed64(p + 4),
+                       .term = coding::DecodeFixed64(p + 12)};
   if (marker.index == 0) return Status::Corruption("snapshot install marker: index 0");
   return marker;
 }

@@ -72,8 +72,10 @@ Result<SnapshotInfo> CompleteSnapshotInstall(storage::Engine* engine, env::FileS
   return info;
 }
 
-Result<std::optional<InstallMarker>> FinishInterruptedSnapshotInstall(
-    storage::Engine* engine, wal::Wal* wal, env::FileSystem* fs, const std::string& data_dir) {
+Result<std::optional<InstallMarker>> FinishInterruptedSnapshotInstall(storage::Engine* engine,
+                                                                      wal::Wal* wal,
+                                                                      env::FileSystem* fs,
+                                                                      const std::string& data_dir) {
   CAIRN_RETURN_IF_ERROR(fs->CreateDirs(RaftDir(data_dir)));
   CAIRN_ASSIGN_OR_RETURN(std::optional<InstallMarker> marker,
                          ReadInstallMarkerFile(fs, RaftDir(data_dir)));

@@ -189,9 +189,9 @@ TEST_F(SnapshotTransferTest, LaggingFollowerCatchesUpBySnapshot) {
   ASSERT_NE(leader, nullptr);
   int written = 0;
   for (; written < 5; ++written) {
-    ASSERT_TRUE(Put(leader, "key" + std::to_string(written), "value of key" +
-                                                                 std::to_string(written))
-                    .ok());
+    ASSERT_TRUE(
+        Put(leader, "key" + std::to_string(written), "value of key" + std::to_string(written))
+            .ok());
   }
   const uint64_t lagging = leader->member_id() == 3 ? 2 : 3;
   ASSERT_TRUE(nodes_[lagging]->WaitApplied(leader->AppliedIndex(), 5000));
@@ -210,9 +210,9 @@ TEST_F(SnapshotTransferTest, LaggingFollowerCatchesUpBySnapshot) {
 
   // The log continues after the snapshot, also across a restart of the follower.
   for (int i = 0; i < 5; ++i, ++written) {
-    ASSERT_TRUE(Put(leader, "key" + std::to_string(written), "value of key" +
-                                                                 std::to_string(written))
-                    .ok());
+    ASSERT_TRUE(
+        Put(leader, "key" + std::to_string(written), "value of key" + std::to_string(written))
+            .ok());
   }
   ExpectConverged(follower, written);
   ASSERT_TRUE(Stop(lagging).ok());
