@@ -37,6 +37,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -163,6 +164,10 @@ class EventState {
   // must be short and must not call back into this object). Returns an id for
   // RemoveWriteListener, which returns once no call of that listener is running.
   uint64_t AddWriteListener(std::function<void()> listener);
+  // Member-local writes derived from the replicated state outside the log (the projection
+  // runner's pages) hold this shared; a Raft snapshot install holds it exclusively while it
+  // replaces the engine's contents, so that no page read before the install is written after.
+  std::shared_mutex& local_writes_mutex() const { return local_writes_mutex_; }
   void RemoveWriteListener(uint64_t id);
 
  private:
@@ -190,6 +195,7 @@ class EventState {
   mutable std::mutex listeners_mu_;
   std::mutex before_scavenge_mu_;
   std::function<Status()> before_scavenge_;  // guarded by before_scavenge_mu_
+  mutable std::shared_mutex local_writes_mutex_;
 };
 
 }  // namespace cairn::events

@@ -1098,6 +1098,8 @@ Status Node::InstallSnapshot(const raft::Snapshot& snapshot) {
   }
   if (failed_.load()) return CurrentFailure();
   const InstallMarker marker{.index = index, .term = snapshot.metadata.term};
+  // No projection page may straddle the replacement (event_state.h).
+  std::unique_lock local_writes(events_->local_writes_mutex());
   CAIRN_ASSIGN_OR_RETURN(
       SnapshotInfo info,
       CompleteSnapshotInstall(
@@ -1105,6 +1107,7 @@ Status Node::InstallSnapshot(const raft::Snapshot& snapshot) {
           [&] { return log_storage_->ResetToSnapshot(index, snapshot.metadata.term); },
           after_step));
   CAIRN_RETURN_IF_ERROR(ReloadState());
+  local_writes.unlock();
   CAIRN_RETURN_IF_ERROR(after_step(5));
   if (applier_->AppliedIndex() != index || membership_->Config() != snapshot.metadata.config) {
     return Status::Corruption("the installed snapshot's state does not match its metadata (index " +

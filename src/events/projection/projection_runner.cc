@@ -231,6 +231,8 @@ Status ProjectionRunner::CatchUp() {
 }
 
 Result<bool> ProjectionRunner::RunPass(bool catch_up) {
+  // A snapshot install must not land between a page's reads and its write.
+  std::shared_lock local_writes(events_->local_writes_mutex());
   CAIRN_ASSIGN_OR_RETURN(std::vector<v1::ProjectionDefinition> definitions,
                          definitions_->ListProjections());
   CAIRN_ASSIGN_OR_RETURN(bool worked, RemoveUndefined(definitions));
