@@ -106,8 +106,9 @@ struct NodeOptions {
   // applied index so that a follower that lags by less catches up from the log; one further
   // behind is sent a snapshot of the state (etcd's --snapshot-catchup-entries). Default: 5000.
   uint64_t cluster_log_retention_entries = 5000;
-  // Threads that run linearizable reads once their read index is applied (a sole voter's
-  // reads run on the caller's thread instead). Default: 2.
+  // Callback threads: they run linearizable reads once their read index is applied (a sole
+  // voter's reads run on the caller's thread instead) and send the answers of applied writes.
+  // Default: 2.
   size_t read_threads = 2;
   // Most bytes of recent log entries kept in memory for replication. Default: 64 MiB.
   uint64_t log_cache_bytes_max = 64ull << 20;
@@ -296,8 +297,16 @@ class Node {
   void ApplyLoop();
   void ApplyEntries(std::vector<raft::Entry>& entries);
   void ServeAppliedReads(uint64_t applied);
-  // Hands reads whose index is applied to the read threads.
+  // Hands reads whose index is applied to the callback threads.
   void ReleaseReads(std::vector<PendingRead> reads);
+  // A write's answer, run on a callback thread so that the apply thread goes on applying
+  // while the answers are sent.
+  struct Answer {
+    Done done;
+    Status status;
+    command::CommandResult result;
+  };
+  void ReleaseAnswers(std::vector<Answer> answers);
   void ReadLoop();
   static constexpr size_t kReadBatchMax = 256;
 
@@ -385,10 +394,15 @@ class Node {
   std::atomic<bool> failed_{false};
   std::atomic<uint64_t> checkpointed_index_{0};
   std::mutex checkpoint_mutex_;  // serializes Checkpoint()
-  // Reads ready to run (read threads).
+  // Reads ready to run and writes' answers (callback threads).
+  struct Callback {
+    ReadDone read;  // a read whose index is applied; else `answer`
+    Answer answer;
+    void Run();
+  };
   std::mutex read_queue_mutex_;
   std::condition_variable read_queue_cv_;
-  std::deque<ReadDone> read_queue_;     // GUARDED_BY(read_queue_mutex_)
+  std::deque<Callback> read_queue_;     // GUARDED_BY(read_queue_mutex_)
   bool read_threads_stopping_ = false;  // GUARDED_BY(read_queue_mutex_)
   std::vector<std::thread> read_threads_;
   bool applying_ = false;  // GUARDED_BY(mutex_): the apply thread holds entries

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <thread>
 
 #include "src/env/fault_injection_file_system.h"
 #include "src/env/posix_file_system.h"
@@ -68,6 +69,36 @@ TEST_F(NodeTest, ProposalsApplyInOrderAndAdvanceAppliedIndex) {
     EXPECT_EQ(result.put().header().revision(), 2 + i);
   }
   EXPECT_EQ((*node)->AppliedIndex(), base + 10);
+}
+
+TEST_F(NodeTest, AnAnswerThatTakesLongDoesNotHoldBackApplying) {
+  // Writes' answers run on the callback threads: while one is slow (a client's gRPC
+  // completion, say), the apply thread goes on applying later entries.
+  auto node = OpenNode();
+  ASSERT_TRUE(node.ok()) << node.status().ToString();
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<std::thread::id> first_answered;
+  (*node)->Propose(PutCommand("slow", "1"), [&](const Status& s, command::CommandResult&&) {
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    first_answered.set_value(std::this_thread::get_id());
+    released.wait();
+  });
+  const std::thread::id answer_thread = first_answered.get_future().get();
+  EXPECT_NE(answer_thread, std::this_thread::get_id());
+  const uint64_t before = (*node)->AppliedIndex();
+  std::promise<int64_t> second;
+  (*node)->Propose(PutCommand("fast", "2"), [&](const Status& s, command::CommandResult&& r) {
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    second.set_value(r.put().header().revision());
+  });
+  std::future<int64_t> second_revision = second.get_future();
+  const bool answered =
+      second_revision.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  EXPECT_TRUE(answered) << "the second write waited for the first one's answer";
+  EXPECT_EQ((*node)->AppliedIndex(), before + 1);
+  release.set_value();
+  EXPECT_EQ(second_revision.get(), 3);
 }
 
 TEST_F(NodeTest, FailedCommandOccupiesAnIndexAndChangesNothing) {
