@@ -87,27 +87,18 @@ Result<std::unique_ptr<Node>> Node::Open(NodeOptions options) {
       IsSoleVoter(node->log_storage_->InitialConfigState(), node->options_.member_id) ||
       (node->membership_->Empty() && !node->options_.join_existing &&
        node->options_.initial_members.size() <= 1);
-  node->apply_thread_ = std::thread([n = node.get()] {
-    NameThread("cairn-apply");
-    n->ApplyLoop();
-  });
-  node->raft_thread_ = std::thread([n = node.get()] {
-    NameThread("cairn-raft");
-    n->RaftLoop();
-  });
-  node->checkpoint_thread_ = std::thread([n = node.get()] {
-    NameThread("cairn-checkpt");
-    n->CheckpointLoop();
-  });
-  node->snapshot_thread_ = std::thread([n = node.get()] {
-    NameThread("cairn-snapshot");
-    n->SnapshotLoop();
-  });
-  for (size_t i = 0; i < node->options_.read_threads; ++i) {
-    node->read_threads_.emplace_back([n = node.get()] {
-      NameThread("cairn-callback");
-      n->ReadLoop();
+  auto start = [n = node.get()](const char* name, void (Node::*loop)()) {
+    return std::thread([n, name, loop] {
+      NameThread(name);
+      (n->*loop)();
     });
+  };
+  node->apply_thread_ = start("cairn-apply", &Node::ApplyLoop);
+  node->raft_thread_ = start("cairn-raft", &Node::RaftLoop);
+  node->checkpoint_thread_ = start("cairn-checkpt", &Node::CheckpointLoop);
+  node->snapshot_thread_ = start("cairn-snapshot", &Node::SnapshotLoop);
+  for (size_t i = 0; i < node->options_.read_threads; ++i) {
+    node->read_threads_.push_back(start("cairn-callback", &Node::ReadLoop));
   }
   if (sole_voter) {
     // A single voter commits its whole log as soon as it is elected: replay it before serving,
