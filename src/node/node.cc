@@ -98,8 +98,9 @@ Result<std::unique_ptr<Node>> Node::Open(NodeOptions options) {
   node->checkpoint_thread_ = start("cairn-checkpt", &Node::CheckpointLoop);
   node->snapshot_thread_ = start("cairn-snapshot", &Node::SnapshotLoop);
   for (size_t i = 0; i < node->options_.read_threads; ++i) {
-    node->read_threads_.push_back(start("cairn-callback", &Node::ReadLoop));
+    node->read_threads_.push_back(start("cairn-read", &Node::ReadLoop));
   }
+  node->answer_thread_ = start("cairn-answer", &Node::AnswerLoop);
   if (sole_voter) {
     // A single voter commits its whole log as soon as it is elected: replay it before serving,
     // so that reads after Open see every acknowledged write.
@@ -888,20 +889,12 @@ void Node::ServeAppliedReads(uint64_t applied) {
   if (!ready.empty()) ReleaseReads(std::move(ready));
 }
 
-void Node::Callback::Run() {
-  if (read) {
-    read(Status::Ok());
-  } else {
-    answer.done(answer.status, std::move(answer.result));
-  }
-}
-
 void Node::ReleaseReads(std::vector<PendingRead> reads) {
-  // The reads run on the callback threads: the raft and apply threads must not wait for them.
+  // The reads run on the read threads: the raft and apply threads must not wait for them.
   {
     std::lock_guard lock(read_queue_mutex_);
     if (!read_threads_stopping_) {
-      for (PendingRead& read : reads) read_queue_.push_back(Callback{.read = std::move(read.done)});
+      for (PendingRead& read : reads) read_queue_.push_back(std::move(read.done));
       read_queue_cv_.notify_all();
       return;
     }
@@ -909,20 +902,8 @@ void Node::ReleaseReads(std::vector<PendingRead> reads) {
   for (PendingRead& read : reads) read.done(Status::Ok());
 }
 
-void Node::ReleaseAnswers(std::vector<Answer> answers) {
-  {
-    std::lock_guard lock(read_queue_mutex_);
-    if (!read_threads_stopping_) {
-      for (Answer& answer : answers) read_queue_.push_back(Callback{.answer = std::move(answer)});
-      read_queue_cv_.notify_all();
-      return;
-    }
-  }
-  for (Answer& answer : answers) answer.done(answer.status, std::move(answer.result));
-}
-
 void Node::ReadLoop() {
-  std::vector<Callback> taken;
+  std::vector<ReadDone> taken;
   while (true) {
     {
       std::unique_lock lock(read_queue_mutex_);
@@ -934,7 +915,33 @@ void Node::ReadLoop() {
         read_queue_.pop_front();
       }
     }
-    for (Callback& callback : taken) callback.Run();
+    for (ReadDone& done : taken) done(Status::Ok());
+    taken.clear();
+  }
+}
+
+void Node::ReleaseAnswers(std::vector<Answer> answers) {
+  {
+    std::lock_guard lock(answer_mutex_);
+    if (!answers_stopping_) {
+      for (Answer& answer : answers) answer_queue_.push_back(std::move(answer));
+      answer_cv_.notify_one();
+      return;
+    }
+  }
+  for (Answer& answer : answers) answer.done(answer.status, std::move(answer.result));
+}
+
+void Node::AnswerLoop() {
+  std::deque<Answer> taken;
+  while (true) {
+    {
+      std::unique_lock lock(answer_mutex_);
+      answer_cv_.wait(lock, [&] { return answers_stopping_ || !answer_queue_.empty(); });
+      if (answer_queue_.empty()) return;  // stopping and drained
+      taken.swap(answer_queue_);
+    }
+    for (Answer& answer : taken) answer.done(answer.status, std::move(answer.result));
     taken.clear();
   }
 }
@@ -1209,6 +1216,12 @@ Status Node::Close() {
   read_queue_cv_.notify_all();
   for (std::thread& thread : read_threads_) thread.join();  // they drain the queue first
   read_threads_.clear();
+  {
+    std::lock_guard lock(answer_mutex_);
+    answers_stopping_ = true;
+  }
+  answer_cv_.notify_all();
+  if (answer_thread_.joinable()) answer_thread_.join();  // it drains the queue first
   FailAllWaiters(StoppingError());
   {
     std::lock_guard lock(reads_mutex_);

@@ -17,10 +17,12 @@
 // configuration changes, one at a time. A new cluster is bootstrapped by writing its initial
 // members as configuration-change entries 1..n on every member (etcd does the same).
 //
-// Threads: the raft thread (ticks, messages, proposals, persistence), the apply thread, a
-// checkpoint thread and the read threads. Every public method is thread-safe. Callbacks run on
-// the raft, apply or read threads: they must be short and must not call back into the Node
-// synchronously. ReadIndex callbacks run on a read thread (or the caller's, on a sole voter).
+// Threads: the raft thread (ticks, messages, proposals, persistence), the apply thread, the
+// answer thread, a checkpoint thread and the read threads. Every public method is thread-safe.
+// Callbacks run on the raft, apply, answer or read threads: they must be short and must not
+// call back into the Node synchronously. Propose callbacks of applied writes run on the answer
+// thread, in log order; ReadIndex callbacks run on a read thread (or the caller's, on a sole
+// voter).
 #pragma once
 
 #include <atomic>
@@ -106,9 +108,8 @@ struct NodeOptions {
   // applied index so that a follower that lags by less catches up from the log; one further
   // behind is sent a snapshot of the state (etcd's --snapshot-catchup-entries). Default: 5000.
   uint64_t cluster_log_retention_entries = 5000;
-  // Callback threads: they run linearizable reads once their read index is applied (a sole
-  // voter's reads run on the caller's thread instead) and send the answers of applied writes.
-  // Default: 2.
+  // Threads that run linearizable reads once their read index is applied (a sole voter's
+  // reads run on the caller's thread instead). Default: 2.
   size_t read_threads = 2;
   // Most bytes of recent log entries kept in memory for replication. Default: 64 MiB.
   uint64_t log_cache_bytes_max = 64ull << 20;
@@ -297,17 +298,18 @@ class Node {
   void ApplyLoop();
   void ApplyEntries(std::vector<raft::Entry>& entries);
   void ServeAppliedReads(uint64_t applied);
-  // Hands reads whose index is applied to the callback threads.
+  // Hands reads whose index is applied to the read threads.
   void ReleaseReads(std::vector<PendingRead> reads);
-  // A write's answer, run on a callback thread so that the apply thread goes on applying
-  // while the answers are sent.
+  void ReadLoop();
+  // A write's answer. The answer thread runs them in the order of the log, so that the apply
+  // thread goes on applying while they are sent (gRPC's Finish is most of their cost).
   struct Answer {
     Done done;
     Status status;
     command::CommandResult result;
   };
   void ReleaseAnswers(std::vector<Answer> answers);
-  void ReadLoop();
+  void AnswerLoop();
   static constexpr size_t kReadBatchMax = 256;
 
   // Snapshots for followers (leader): the raft thread asks OutgoingSnapshot (the log
@@ -394,17 +396,18 @@ class Node {
   std::atomic<bool> failed_{false};
   std::atomic<uint64_t> checkpointed_index_{0};
   std::mutex checkpoint_mutex_;  // serializes Checkpoint()
-  // Reads ready to run and writes' answers (callback threads).
-  struct Callback {
-    ReadDone read;  // a read whose index is applied; else `answer`
-    Answer answer;
-    void Run();
-  };
+  // Reads ready to run (read threads).
   std::mutex read_queue_mutex_;
   std::condition_variable read_queue_cv_;
-  std::deque<Callback> read_queue_;     // GUARDED_BY(read_queue_mutex_)
+  std::deque<ReadDone> read_queue_;     // GUARDED_BY(read_queue_mutex_)
   bool read_threads_stopping_ = false;  // GUARDED_BY(read_queue_mutex_)
   std::vector<std::thread> read_threads_;
+  // Applied writes' answers, in log order (answer thread).
+  std::mutex answer_mutex_;
+  std::condition_variable answer_cv_;
+  std::deque<Answer> answer_queue_;  // GUARDED_BY(answer_mutex_)
+  bool answers_stopping_ = false;    // GUARDED_BY(answer_mutex_)
+  std::thread answer_thread_;
   bool applying_ = false;  // GUARDED_BY(mutex_): the apply thread holds entries
   // Snapshot production (leader).
   mutable std::mutex snapshot_mutex_;

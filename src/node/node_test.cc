@@ -72,33 +72,36 @@ TEST_F(NodeTest, ProposalsApplyInOrderAndAdvanceAppliedIndex) {
 }
 
 TEST_F(NodeTest, AnAnswerThatTakesLongDoesNotHoldBackApplying) {
-  // Writes' answers run on the callback threads: while one is slow (a client's gRPC
-  // completion, say), the apply thread goes on applying later entries.
+  // Writes' answers run on the answer thread, in log order: while one is slow (a client's gRPC
+  // completion, say), the apply thread goes on applying later entries, whose answers follow.
   auto node = OpenNode();
   ASSERT_TRUE(node.ok()) << node.status().ToString();
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
   std::promise<std::thread::id> first_answered;
-  (*node)->Propose(PutCommand("slow", "1"), [&](const Status& s, command::CommandResult&&) {
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    first_answered.set_value(std::this_thread::get_id());
-    released.wait();
-  });
+  (*node)->Propose(PutCommand("slow", "1"),
+                   [&first_answered, released](const Status& s, command::CommandResult&&) {
+                     EXPECT_TRUE(s.ok()) << s.ToString();
+                     first_answered.set_value(std::this_thread::get_id());
+                     released.wait();
+                   });
   const std::thread::id answer_thread = first_answered.get_future().get();
   EXPECT_NE(answer_thread, std::this_thread::get_id());
   const uint64_t before = (*node)->AppliedIndex();
-  std::promise<int64_t> second;
-  (*node)->Propose(PutCommand("fast", "2"), [&](const Status& s, command::CommandResult&& r) {
+  auto second = std::make_shared<std::promise<int64_t>>();
+  std::future<int64_t> second_revision = second->get_future();
+  (*node)->Propose(PutCommand("fast", "2"), [second](const Status& s, command::CommandResult&& r) {
     EXPECT_TRUE(s.ok()) << s.ToString();
-    second.set_value(r.put().header().revision());
+    second->set_value(r.put().header().revision());
   });
-  std::future<int64_t> second_revision = second.get_future();
-  const bool answered =
-      second_revision.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
-  EXPECT_TRUE(answered) << "the second write waited for the first one's answer";
-  EXPECT_EQ((*node)->AppliedIndex(), before + 1);
+  EXPECT_TRUE((*node)->WaitApplied(before + 1, 10'000))
+      << "the second write was not applied while the first one's answer was being sent";
+  EXPECT_EQ((*node)->kv()->CurrentRevision(), 3);
+  // Answers keep the log's order: the second waits for the first.
+  EXPECT_EQ(second_revision.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
   release.set_value();
   EXPECT_EQ(second_revision.get(), 3);
+  ASSERT_TRUE((*node)->Close().ok());  // the answer thread is done before the locals go
 }
 
 TEST_F(NodeTest, FailedCommandOccupiesAnIndexAndChangesNothing) {
