@@ -109,11 +109,14 @@ class PersistentService::Consumer final
   void OnWriteDone(bool ok) override {
     std::unique_lock<std::mutex> lock(mu_);
     writing_ = false;
-    if (!ok) {
-      lock.unlock();
-      End(grpc::Status(grpc::StatusCode::CANCELLED, "events: consumer went away"));
-      return;
+    if (!ok && !finishing_) {
+      finishing_ = true;
+      final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "events: consumer went away");
+      queue_.clear();
     }
+    // Ending while this write was in flight waited for it: finish now, whether or not it
+    // went through (a failed write after End must still finish the call, or the server's
+    // shutdown waits for it forever).
     if (finishing_) {
       FinishIfIdleLocked(&lock);
       return;
