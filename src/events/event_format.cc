@@ -1,5 +1,6 @@
 #include "src/events/event_format.h"
 
+#include "src/base/check.h"
 #include "src/base/coding.h"
 #include "src/base/sha256.h"
 
@@ -72,6 +73,8 @@ bool DecodeAllKey(std::string_view key, uint64_t* revision, uint32_t* index) {
 }
 
 std::string IdKey(std::string_view id_bytes) {
+  // The kEventIds family hashes a fixed-length key (EngineOptions::point_lookup_key_bytes).
+  CAIRN_CHECK(id_bytes.size() + 1 == kIdKeyBytes);
   std::string key = Tagged(kIdTag, id_bytes.size());
   key.append(id_bytes);
   return key;

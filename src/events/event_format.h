@@ -1,12 +1,14 @@
 // The event store's keys, identifiers and hash chain (docs/formats/events.md).
 //
-// All records live in the engine's kEvents family under a one-byte tag:
+// All records live in the engine's kEvents family under a one-byte tag (the id entries "I"
+// in kEventIds, a family of their own: random keys, hashed in the memtable):
 //   "S" stream name                         -> records::StreamRecord
 //   "N" stream id (8 BE)                    -> stream name
 //   "E" stream id (8 BE) version (8 BE)     -> records::EventRecord
 //   "A" revision (8 BE) index (4 BE)        -> stream id (8 BE) version (8 BE)      ($all)
 //                                              [+ hash (32): an anchor of a scavenged event]
 //   "I" event id (16)                       -> stream id, version, revision, index (IdEntry)
+//                                              (in the kEventIds family since format 3)
 //   "C" category "\0" number (8 BE)         -> revision (8 BE) index (4 BE)         ($ce-)
 //   "T" event type "\0" number (8 BE)       -> revision (8 BE) index (4 BE)         ($et-)
 //   "c" category / "t" event type           -> count (8 BE): the next number
@@ -66,7 +68,9 @@ std::string EventKey(uint64_t stream_id, uint64_t version);
 std::string EventKeyEnd(uint64_t stream_id);
 std::string AllKey(uint64_t revision, uint32_t index);
 bool DecodeAllKey(std::string_view key, uint64_t* revision, uint32_t* index);
+// In the kEventIds family. REQUIRES: id_bytes is a 16-byte event id.
 std::string IdKey(std::string_view id_bytes);
+inline constexpr size_t kIdKeyBytes = 17;
 // kCategoryTag / kTypeTag index entries and their counters.
 std::string IndexKey(char tag, std::string_view name, uint64_t number);
 std::string IndexPrefix(char tag, std::string_view name);

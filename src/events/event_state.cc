@@ -42,11 +42,11 @@ class Reader {
   explicit Reader(storage::WriteBatch* batch) : batch_(batch) {}
   explicit Reader(storage::Engine* engine) : engine_(engine), snapshot_(engine->GetSnapshot()) {}
 
-  Result<bool> Get(std::string_view key, std::string* value) {
-    if (batch_ != nullptr) return batch_->Get(Family::kEvents, key, value);
+  Result<bool> Get(std::string_view key, std::string* value, Family family = Family::kEvents) {
+    if (batch_ != nullptr) return batch_->Get(family, key, value);
     storage::ReadOptions options;
     options.snapshot = snapshot_.get();
-    return engine_->Get(options, Family::kEvents, key, value);
+    return engine_->Get(options, family, key, value);
   }
 
   // Snapshot readers only: a meta-family key on the same snapshot.
@@ -87,7 +87,7 @@ class Reader {
 
   Result<std::optional<format::IdEntry>> IdPointer(std::string_view id_bytes) {
     std::string value;
-    CAIRN_ASSIGN_OR_RETURN(bool found, Get(format::IdKey(id_bytes), &value));
+    CAIRN_ASSIGN_OR_RETURN(bool found, Get(format::IdKey(id_bytes), &value, Family::kEventIds));
     if (!found) return std::optional<format::IdEntry>();
     format::IdEntry entry;
     if (!format::DecodeIdEntry(value, &entry)) return Corrupt("id index entry");
@@ -329,6 +329,30 @@ Status ReadIndexStream(Reader* reader, char tag, std::string_view name, std::str
 }
 
 }  // namespace
+
+Status MoveIdEntriesToIdFamily(storage::Engine* engine) {
+  constexpr size_t kEntriesPerBatch = 10000;
+  const std::string lower(1, format::kIdTag);
+  const std::string upper(1, static_cast<char>(format::kIdTag + 1));
+  storage::ReadOptions options;
+  options.lower_bound = lower;
+  options.upper_bound = upper;
+  options.fill_cache = false;
+  std::unique_ptr<storage::Iterator> it = engine->NewIterator(options, Family::kEvents);
+  std::unique_ptr<storage::WriteBatch> batch = engine->NewWriteBatch();
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    if (it->key().size() != format::kIdKeyBytes) return Corrupt("id index key");
+    batch->PutUnread(Family::kEventIds, it->key(), it->value());
+    batch->Delete(Family::kEvents, it->key());
+    if (batch->Count() >= 2 * kEntriesPerBatch) {
+      CAIRN_RETURN_IF_ERROR(engine->Write(batch.get()));
+      batch->Clear();
+    }
+  }
+  CAIRN_RETURN_IF_ERROR(it->status());
+  if (batch->Count() > 0) CAIRN_RETURN_IF_ERROR(engine->Write(batch.get()));
+  return engine->Flush();
+}
 
 // ---------------------------------------------------------------------------------------------
 // Validation
@@ -672,7 +696,7 @@ Status EventState::ApplyAppend(storage::WriteBatch* batch, const command::Events
       // command (the id entry carries what an idempotent retry needs): no need for the batch
       // to index them.
       batch->PutUnread(Family::kEvents, format::AllKey(revision, index), pointer_value);
-      batch->Put(Family::kEvents, format::IdKey(ids[i]),
+      batch->Put(Family::kEventIds, format::IdKey(ids[i]),
                  format::EncodeIdEntry(pointer, revision, index));
       if (category.has_value()) {
         CAIRN_ASSIGN_OR_RETURN(uint64_t number,
@@ -893,7 +917,7 @@ Status EventState::ApplyScavenge(storage::WriteBatch* batch, const command::Even
                  format::EncodeAnchor(pointer, event.hash()));
       // An id entry written before positions were kept in it gets the position now: an
       // idempotent retry reads it there, the event being gone.
-      batch->Put(Family::kEvents, format::IdKey(event.id()),
+      batch->Put(Family::kEventIds, format::IdKey(event.id()),
                  format::EncodeIdEntry(pointer, event.revision(), event.index()));
       if (event.has_category_link()) {
         if (std::optional<std::string_view> category = format::Category(name)) {

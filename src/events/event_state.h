@@ -86,6 +86,12 @@ Status ValidateScavenge(const v1::ScavengeRequest& req);
 // `allow_system`: names starting with '$' ("$ce-...", "$et-...") are readable, not writable.
 Status ValidateStreamName(std::string_view stream, bool allow_system);
 
+// Data format 2 kept the id entries ("I" + id) in the kEvents family; format 3 keeps them in
+// kEventIds. Moves every one, in engine batches that each put and delete the same entries,
+// then flushes the engine: rerunning it after a crash finishes the move. Run at open, before
+// anything reads the events.
+Status MoveIdEntriesToIdFamily(storage::Engine* engine);
+
 class EventState {
  public:
   static Result<std::unique_ptr<EventState>> Open(storage::Engine* engine, mvcc::KvState* kv);

@@ -264,9 +264,9 @@ TEST_P(EventStateTest, IdempotentRetryInTheSameBatchAndWithOldIdEntries) {
   auto batch = store_.engine()->NewWriteBatch();
   std::string value;
   ASSERT_TRUE(
-      *batch->Get(storage::Family::kEvents, format::IdKey(*format::ParseUuid(Uuid(70))), &value));
+      *batch->Get(storage::Family::kEventIds, format::IdKey(*format::ParseUuid(Uuid(70))), &value));
   ASSERT_EQ(value.size(), 28u);
-  batch->Put(storage::Family::kEvents, format::IdKey(*format::ParseUuid(Uuid(70))),
+  batch->Put(storage::Family::kEventIds, format::IdKey(*format::ParseUuid(Uuid(70))),
              value.substr(0, 16));
   ASSERT_TRUE(store_.engine()->Write(batch.get()).ok());
   ASSERT_TRUE(Append("same-batch", v1::ANY, 0, {Event(70), Event(71)}, &retry).ok());
@@ -274,6 +274,54 @@ TEST_P(EventStateTest, IdempotentRetryInTheSameBatchAndWithOldIdEntries) {
   EXPECT_TRUE(retry.success().idempotent_replay());
   EXPECT_EQ(retry.success().position().revision(), original.success().position().revision());
   EXPECT_EQ(events_->EventCount(), 2u);
+}
+
+TEST_P(EventStateTest, IdEntriesOfFormatTwoMoveToTheirFamily) {
+  std::vector<v1::NewEvent> events;
+  for (int i = 0; i < 25; ++i) events.push_back(Event(300 + i));
+  v1::AppendResponse original;
+  ASSERT_TRUE(Append("moved", v1::NO_STREAM, 0, events, &original).ok());
+  ASSERT_TRUE(original.has_success());
+
+  // Format 2: the id entries in the events family.
+  auto ids_in = [&](storage::Family family) {
+    int found = 0;
+    for (int i = 0; i < 25; ++i) {
+      std::string key = format::IdKey(*format::ParseUuid(Uuid(300 + i)));
+      if (*store_.engine()->Get(storage::ReadOptions{}, family, key, nullptr)) ++found;
+    }
+    return found;
+  };
+  {
+    auto batch = store_.engine()->NewWriteBatch();
+    for (int i = 0; i < 25; ++i) {
+      std::string key = format::IdKey(*format::ParseUuid(Uuid(300 + i)));
+      std::string value;
+      ASSERT_TRUE(
+          *store_.engine()->Get(storage::ReadOptions{}, storage::Family::kEventIds, key, &value));
+      batch->Put(storage::Family::kEvents, key, value);
+      batch->Delete(storage::Family::kEventIds, key);
+    }
+    ASSERT_TRUE(store_.engine()->Write(batch.get()).ok());
+  }
+  ASSERT_EQ(ids_in(storage::Family::kEvents), 25);
+  ASSERT_EQ(ids_in(storage::Family::kEventIds), 0);
+
+  ASSERT_TRUE(MoveIdEntriesToIdFamily(store_.engine()).ok());
+  EXPECT_EQ(ids_in(storage::Family::kEvents), 0);
+  EXPECT_EQ(ids_in(storage::Family::kEventIds), 25);
+  // Rerunning it (a crash before the version was written) changes nothing.
+  ASSERT_TRUE(MoveIdEntriesToIdFamily(store_.engine()).ok());
+  EXPECT_EQ(ids_in(storage::Family::kEventIds), 25);
+  // The events family lost only the id entries: the stream reads the same.
+  EXPECT_EQ(Read("moved").events_size(), 25);
+
+  v1::AppendResponse retry;
+  ASSERT_TRUE(Append("moved", v1::NO_STREAM, 0, events, &retry).ok());
+  ASSERT_TRUE(retry.has_success());
+  EXPECT_TRUE(retry.success().idempotent_replay());
+  EXPECT_EQ(retry.success().position().revision(), original.success().position().revision());
+  EXPECT_EQ(events_->EventCount(), 25u);
 }
 
 TEST_P(EventStateTest, OutboxCommitsWithTheEventsAtTheirRevision) {
@@ -516,8 +564,8 @@ TEST_P(EventStateTest, ScavengeRemovesHiddenEventsAndChangesNoRead) {
     auto batch = store_.engine()->NewWriteBatch();
     std::string value;
     const std::string key = format::IdKey(*format::ParseUuid(Uuid(1)));
-    ASSERT_TRUE(*batch->Get(storage::Family::kEvents, key, &value));
-    batch->Put(storage::Family::kEvents, key, value.substr(0, 16));
+    ASSERT_TRUE(*batch->Get(storage::Family::kEventIds, key, &value));
+    batch->Put(storage::Family::kEventIds, key, value.substr(0, 16));
     ASSERT_TRUE(store_.engine()->Write(batch.get()).ok());
   }
 

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "src/base/coding.h"
+#include "src/base/logging.h"
 
 namespace cairn::node {
 namespace {
@@ -37,6 +38,14 @@ Result<std::unique_ptr<Applier>> Applier::Open(storage::Engine* engine, mvcc::Kv
     batch->Put(storage::Family::kMeta, kFormatVersionKey, EncodeU64(kFormatVersion));
     CAIRN_RETURN_IF_ERROR(engine->Write(batch.get()));
     CAIRN_RETURN_IF_ERROR(engine->Flush());
+  } else if (version == 2) {
+    CAIRN_RETURN_IF_ERROR(events::MoveIdEntriesToIdFamily(engine));
+    auto batch = engine->NewWriteBatch();
+    batch->Put(storage::Family::kMeta, kFormatVersionKey, EncodeU64(kFormatVersion));
+    CAIRN_RETURN_IF_ERROR(engine->Write(batch.get()));
+    CAIRN_RETURN_IF_ERROR(engine->Flush());
+    log::Get("node")->info(
+        "data format upgraded from version 2 to {}: event ids in their own family", kFormatVersion);
   } else if (version != kFormatVersion) {
     return Status::FailedPrecondition("data directory has format version " +
                                       std::to_string(version) + "; this binary reads version " +

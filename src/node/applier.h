@@ -40,7 +40,9 @@ inline constexpr std::string_view kFormatVersionKey = "node/format_version";
 // incompatible change; an unknown version refuses to open.
 // Version 2: WAL entries are Raft entries (docs/formats/raft.md) and the membership lives in
 // meta.
-inline constexpr uint64_t kFormatVersion = 2;
+// Version 3: the event id entries live in their own family (kEventIds); a version-2 directory
+// is upgraded at open (events::MoveIdEntriesToIdFamily).
+inline constexpr uint64_t kFormatVersion = 3;
 
 class Applier {
  public:

@@ -124,6 +124,8 @@ Status Node::OpenParts() {
   engine_options.compaction_filter_factory = filter_;
   engine_options.sequential_key_tags[static_cast<size_t>(storage::Family::kEvents)] =
       events::format::kSequentialTags;
+  engine_options.point_lookup_key_bytes[static_cast<size_t>(storage::Family::kEventIds)] =
+      events::format::kIdKeyBytes;
   if (options_.memory_engine) {
     engine_ = std::make_unique<storage::MemoryEngine>(engine_options);
   } else {

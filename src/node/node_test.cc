@@ -4,12 +4,16 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <thread>
 
+#include "src/base/coding.h"
 #include "src/env/fault_injection_file_system.h"
 #include "src/env/posix_file_system.h"
+#include "src/node/applier.h"
 #include "src/node/snapshot.h"
+#include "src/storage/rocksdb_engine.h"
 
 namespace cairn::node {
 namespace {
@@ -136,6 +140,52 @@ TEST_F(NodeTest, ReopenReplaysTheLogAfterTheAppliedIndex) {
   EXPECT_EQ((*node)->GetRaftStatus().last_index, 53u);
   EXPECT_EQ((*node)->kv()->CurrentRevision(), 51);
   EXPECT_EQ((*node)->membership()->List().size(), 1u);
+}
+
+// Format 2 kept the event id entries in the events family: an open moves them to kEventIds and
+// stamps format 3; a directory of an unknown format still refuses to open.
+TEST_F(NodeTest, FormatTwoDirectoryIsUpgradedAtOpen) {
+  ASSERT_TRUE(OpenNode().ok());
+  const std::string id_key = "I" + std::string(16, '\x7f');
+  const std::string id_value = "pointer";
+  auto with_engine = [&](const std::function<void(storage::Engine*)>& body) {
+    storage::EngineOptions options;
+    options.path = dir_.string() + "/state";
+    options.block_cache_bytes = 8 << 20;
+    auto engine = storage::RocksDbEngine::Open(options);
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    body(engine->get());
+  };
+  auto format_version = [](storage::Engine* engine) {
+    std::string value;
+    EXPECT_TRUE(*engine->Get({}, storage::Family::kMeta, kFormatVersionKey, &value));
+    return value.size() == 8 ? coding::DecodeFixed64(value.data()) : 0;
+  };
+  with_engine([&](storage::Engine* engine) {
+    EXPECT_EQ(format_version(engine), kFormatVersion);
+    auto batch = engine->NewWriteBatch();
+    std::string two;
+    coding::PutFixed64(&two, 2);
+    batch->Put(storage::Family::kMeta, kFormatVersionKey, two);
+    batch->Put(storage::Family::kEvents, id_key, id_value);
+    ASSERT_TRUE(engine->Write(batch.get()).ok());
+  });
+  ASSERT_TRUE(OpenNode().ok());
+  with_engine([&](storage::Engine* engine) {
+    EXPECT_EQ(format_version(engine), 3u);
+    EXPECT_FALSE(*engine->Get({}, storage::Family::kEvents, id_key, nullptr));
+    std::string value;
+    EXPECT_TRUE(*engine->Get({}, storage::Family::kEventIds, id_key, &value));
+    EXPECT_EQ(value, id_value);
+    std::string four;
+    coding::PutFixed64(&four, 4);
+    auto batch = engine->NewWriteBatch();
+    batch->Put(storage::Family::kMeta, kFormatVersionKey, four);
+    ASSERT_TRUE(engine->Write(batch.get()).ok());
+  });
+  Result<std::unique_ptr<Node>> refused = OpenNode();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
 }
 
 TEST_F(NodeTest, StateAheadOfTheLogRefusesToOpen) {

@@ -237,8 +237,9 @@ Result<uint32_t> HashState(storage::Engine* engine) {
   std::shared_ptr<const storage::Snapshot> snapshot = engine->GetSnapshot();
   uint32_t crc = 0;
   std::string framed;
-  for (storage::Family family : {storage::Family::kKvLatest, storage::Family::kLease,
-                                 storage::Family::kEvents, storage::Family::kMeta}) {
+  for (storage::Family family :
+       {storage::Family::kKvLatest, storage::Family::kLease, storage::Family::kEvents,
+        storage::Family::kEventIds, storage::Family::kMeta}) {
     storage::ReadOptions options;
     options.snapshot = snapshot.get();
     options.fill_cache = false;

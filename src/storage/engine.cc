@@ -16,6 +16,8 @@ std::string_view FamilyName(Family family) {
       return "lease";
     case Family::kEvents:
       return "events";
+    case Family::kEventIds:
+      return "event_ids";
   }
   CAIRN_CHECK_MSG(false, "unknown storage family");
 }

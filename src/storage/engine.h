@@ -37,8 +37,9 @@ enum class Family : uint8_t {
   kKvHistory = 2,  // encoded(user key) + revision -> record or tombstone
   kLease = 3,      // leases and the keys attached to them (docs/formats/lease.md)
   kEvents = 4,     // event store: streams, events, indexes (docs/formats/events.md)
+  kEventIds = 5,   // event store: event id -> its place (idempotent appends; point reads)
 };
-inline constexpr int kFamilyCount = 5;
+inline constexpr int kFamilyCount = 6;
 std::string_view FamilyName(Family family);
 
 // A consistent point-in-time view of the whole engine.
@@ -136,6 +137,13 @@ struct EngineOptions {
   // position per tag and starts the next insert there (RocksDB's insert hints), which makes
   // such inserts nearly O(1). Default: none.
   std::array<std::string, kFamilyCount> sequential_key_tags;
+  // Per family: non-zero for a family whose keys are random (event ids) and, while in the
+  // memtable, only read by point lookups; every key is at least this many bytes. RocksDB
+  // keeps its memtable in a hash table of the keys' first `point_lookup_key_bytes` bytes, so
+  // an insert costs O(1) instead of a skip-list search whose every level misses the cache.
+  // Iterators still return the family in key order (at the cost of sorting the memtable
+  // when one is created: snapshots and checks, not request paths). Default: 0 (a skip list).
+  std::array<size_t, kFamilyCount> point_lookup_key_bytes{};
 };
 
 class Engine {

@@ -6,6 +6,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/metadata.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
@@ -27,8 +28,14 @@
 namespace cairn::storage {
 namespace {
 
-constexpr std::array<Family, kFamilyCount> kFamilies = {
-    Family::kMeta, Family::kKvLatest, Family::kKvHistory, Family::kLease, Family::kEvents};
+constexpr std::array<Family, kFamilyCount> kFamilies = {Family::kMeta,      Family::kKvLatest,
+                                                        Family::kKvHistory, Family::kLease,
+                                                        Family::kEvents,    Family::kEventIds};
+
+// Hash buckets of a point-lookup family's memtable (EngineOptions::point_lookup_key_bytes):
+// 2 MiB of bucket heads, zeroed when a memtable is created; a few entries per bucket for the
+// ~1M keys a 64 MiB memtable holds.
+constexpr size_t kPointLookupBuckets = 256 << 10;
 
 // See CompactRange().
 constexpr int kCompactRangePassesMax = 2;
@@ -189,6 +196,8 @@ class BoundedIterator final : public Iterator {
     upper_slice_ = ToSlice(upper_);
     read_options_.snapshot = snapshot;
     read_options_.fill_cache = options.fill_cache;
+    // Every iterator is a key-order scan, also over point-lookup families (prefix extractor).
+    read_options_.total_order_seek = true;
     if (!lower_.empty()) read_options_.iterate_lower_bound = &lower_slice_;
     if (!upper_.empty()) read_options_.iterate_upper_bound = &upper_slice_;
   }
@@ -472,6 +481,14 @@ Result<std::unique_ptr<Engine>> RocksDbEngineImpl::Open(const EngineOptions& opt
     if (!options.sequential_key_tags[index].empty()) {
       family_options.memtable_insert_with_hint_prefix_extractor =
           std::make_shared<TagPrefix>(options.sequential_key_tags[index]);
+    }
+    if (options.point_lookup_key_bytes[index] > 0) {
+      // The hash memtable needs a prefix extractor; the whole (fixed-size) key is the prefix,
+      // so SST filters stay whole-key filters.
+      family_options.prefix_extractor.reset(
+          rocksdb::NewFixedPrefixTransform(options.point_lookup_key_bytes[index]));
+      family_options.memtable_factory.reset(
+          rocksdb::NewHashLinkListRepFactory(kPointLookupBuckets));
     }
     descriptors.emplace_back(std::string(FamilyName(family)), family_options);
   }
