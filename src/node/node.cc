@@ -433,10 +433,14 @@ void Node::TransferLeadership(uint64_t transferee, ReadDone done) {
 void Node::Step(raft::Message message) {
   {
     std::lock_guard lock(inbox_mutex_);
-    if (raft_stopping_ || inbox_.messages.size() >= options_.inbox_messages_max) return;
-    inbox_.messages.push_back(std::move(message));
+    if (!raft_stopping_ && inbox_.messages.size() < options_.inbox_messages_max) {
+      inbox_.messages.push_back(std::move(message));
+      message.snapshot.file.clear();
+    }
   }
   inbox_cv_.notify_one();
+  // A dropped snapshot's staged file is ours to delete (the leader sends another).
+  if (!message.snapshot.file.empty()) (void)FileSystem()->DeleteFile(message.snapshot.file);
 }
 
 void Node::ReportSnapshot(uint64_t id, bool failed) {
@@ -541,7 +545,14 @@ void Node::RaftLoop() {
 }
 
 void Node::Submit(Inbox& inbox) {
+  // The install moved away the staged file of a snapshot it took (the last HandleReadies); the
+  // files of snapshots Raft refused (stale, or already covered by the log) are left.
+  for (const std::string& file : stepped_snapshot_files_) {
+    if (FileSystem()->FileExists(file)) (void)FileSystem()->DeleteFile(file);
+  }
+  stepped_snapshot_files_.clear();
   for (raft::Message& message : inbox.messages) {
+    if (!message.snapshot.file.empty()) stepped_snapshot_files_.push_back(message.snapshot.file);
     Status status = raw_->Step(std::move(message));
     if (!status.ok()) Logger()->debug("dropped a peer message: {}", status.ToString());
   }
@@ -1040,7 +1051,7 @@ raft::Snapshot Node::OutgoingSnapshot() {
     if (term.ok()) {
       return raft::Snapshot{
           .metadata = {.index = prepared->index, .term = *term, .config = prepared->config},
-          .data = prepared->data};
+          .file = prepared->path};
     }
   }
   {
@@ -1068,27 +1079,35 @@ void Node::SnapshotLoop() {
                      produced.status().ToString());
       continue;
     }
+    // The replaced file goes: a transfer reading it keeps its open file; one that has not
+    // opened it yet fails, and Raft retries with the new one.
+    if (prepared_snapshot_ && prepared_snapshot_->path != (*produced)->path) {
+      (void)FileSystem()->DeleteFile(prepared_snapshot_->path);
+    }
     prepared_snapshot_ = *produced;
     ++snapshot_stats_.produced;
     Logger()->info("member {:x}: prepared a snapshot at index {} ({} bytes) in {:.3f} s",
-                   options_.member_id, prepared_snapshot_->index, prepared_snapshot_->data.size(),
+                   options_.member_id, prepared_snapshot_->index, prepared_snapshot_->size_bytes,
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
 }
 
 Result<std::shared_ptr<const Node::PreparedSnapshot>> Node::ProduceSnapshot() {
   env::FileSystem* fs = FileSystem();
-  CAIRN_RETURN_IF_ERROR(fs->CreateDirs(SnapshotDir(options_.data_dir)));
-  const std::string path = SnapshotDir(options_.data_dir) + "/outgoing.snap";
+  const std::string dir = SnapshotDir(options_.data_dir);
+  CAIRN_RETURN_IF_ERROR(fs->CreateDirs(dir));
+  const std::string temporary = OutgoingSnapshotTemporaryPath(options_.data_dir);
   auto cancelled = [this] {
     std::lock_guard lock(snapshot_mutex_);
     return snapshot_stopping_;
   };
   // One consistent engine snapshot: the applied index, the membership at that index and the
-  // state all come from it.
-  CAIRN_ASSIGN_OR_RETURN(SnapshotInfo info, WriteSnapshot(engine_.get(), fs, path, cancelled));
+  // state all come from it. The file is synced; it is read a chunk at a time, here and by the
+  // transport, and never held in memory whole.
+  CAIRN_ASSIGN_OR_RETURN(SnapshotInfo info, WriteSnapshot(engine_.get(), fs, temporary, cancelled));
   auto prepared = std::make_shared<PreparedSnapshot>();
   prepared->index = info.applied_index;
+  prepared->size_bytes = info.size_bytes;
   auto members = [&](storage::Family family, const std::string& key,
                      const std::string& value) -> Status {
     if (family != storage::Family::kMeta || !key.starts_with(kMemberKeyPrefix)) {
@@ -1103,15 +1122,18 @@ Result<std::shared_ptr<const Node::PreparedSnapshot>> Node::ProduceSnapshot() {
         .push_back(member.id());
     return Status::Ok();
   };
-  Status read = ReadSnapshotRecords(fs, path, members).status();
-  if (read.ok()) {
-    Result<std::unique_ptr<env::ReadableFile>> file = fs->NewReadableFile(path);
-    read = file.ok() ? (*file)->Read(0, info.size_bytes, &prepared->data) : file.status();
+  Result<SnapshotInfo> read = ReadSnapshotRecords(fs, temporary, members);
+  Status status = read.ok() ? Status::Ok() : read.status();
+  if (status.ok() && (read->size_bytes != info.size_bytes || prepared->index == 0)) {
+    status = Status::Corruption("snapshot: " + temporary + " changed while it was read");
   }
-  (void)fs->DeleteFile(path);
-  CAIRN_RETURN_IF_ERROR(read);
-  if (prepared->data.size() != info.size_bytes || prepared->index == 0) {
-    return Status::Corruption("snapshot: " + path + " changed while it was read");
+  if (status.ok()) {
+    prepared->path = OutgoingSnapshotPath(options_.data_dir, prepared->index);
+    status = fs->RenameFile(temporary, prepared->path);
+  }
+  if (!status.ok()) {
+    (void)fs->DeleteFile(temporary);
+    return status;
   }
   return std::shared_ptr<const PreparedSnapshot>(std::move(prepared));
 }
@@ -1119,9 +1141,10 @@ Result<std::shared_ptr<const Node::PreparedSnapshot>> Node::ProduceSnapshot() {
 Status Node::InstallSnapshot(const raft::Snapshot& snapshot) {
   const uint64_t index = snapshot.metadata.index;
   Logger()->info(
-      "member {:x}: installing the snapshot at index {} (term {}, {} bytes) from the "
-      "leader; applied index {}",
-      options_.member_id, index, snapshot.metadata.term, snapshot.data.size(),
+      "member {:x}: installing the snapshot at index {} (term {}, {}) from the leader; applied "
+      "index {}",
+      options_.member_id, index, snapshot.metadata.term,
+      snapshot.file.empty() ? std::to_string(snapshot.data.size()) + " bytes" : snapshot.file,
       applier_->AppliedIndex());
   auto after_step = [&](int step) -> Status {
     if (!options_.snapshot_install_test_hook || options_.snapshot_install_test_hook(step)) {

@@ -313,11 +313,13 @@ class Node {
   static constexpr size_t kReadBatchMax = 256;
 
   // Snapshots for followers (leader): the raft thread asks OutgoingSnapshot (the log
-  // storage's snapshot source); the snapshot thread produces one when none is fresh.
+  // storage's snapshot source); the snapshot thread produces one when none is fresh, as a file
+  // (OutgoingSnapshotPath) that the kSnapshot message names and the transport streams.
   struct PreparedSnapshot {
     uint64_t index = 0;
     raft::ConfigState config;
-    std::string data;
+    std::string path;
+    uint64_t size_bytes = 0;
   };
   raft::Snapshot OutgoingSnapshot();
   void SnapshotLoop();
@@ -415,7 +417,10 @@ class Node {
   bool snapshot_wanted_ = false;                               // GUARDED_BY(snapshot_mutex_)
   bool snapshot_stopping_ = false;                             // GUARDED_BY(snapshot_mutex_)
   std::shared_ptr<const PreparedSnapshot> prepared_snapshot_;  // GUARDED_BY(snapshot_mutex_)
-  SnapshotStats snapshot_stats_;                               // GUARDED_BY(snapshot_mutex_)
+  // Follower, raft thread only: the files of the kSnapshot messages stepped in the last round
+  // (the transport's staged copies); those the install did not take are deleted next round.
+  std::vector<std::string> stepped_snapshot_files_;
+  SnapshotStats snapshot_stats_;  // GUARDED_BY(snapshot_mutex_)
   std::thread snapshot_thread_;
   std::thread apply_thread_;
   std::thread checkpoint_thread_;

@@ -21,6 +21,14 @@ std::string IncomingSnapshotPath(const std::string& data_dir) {
   return SnapshotDir(data_dir) + "/incoming.snap";
 }
 
+std::string OutgoingSnapshotPath(const std::string& data_dir, uint64_t index) {
+  return SnapshotDir(data_dir) + "/outgoing-" + std::to_string(index) + ".snap";
+}
+
+std::string OutgoingSnapshotTemporaryPath(const std::string& data_dir) {
+  return SnapshotDir(data_dir) + "/outgoing.tmp";
+}
+
 Status StageSnapshotInstall(env::FileSystem* fs, const std::string& data_dir,
                             const raft::Snapshot& snapshot) {
   CAIRN_CHECK(!snapshot.IsEmpty());
@@ -28,13 +36,20 @@ Status StageSnapshotInstall(env::FileSystem* fs, const std::string& data_dir,
   const std::string path = IncomingSnapshotPath(data_dir);
   const std::string temporary = path + ".tmp";
   CAIRN_RETURN_IF_ERROR(fs->CreateDirs(dir));
-  {
-    CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<env::WritableFile> file, fs->NewWritableFile(temporary));
-    CAIRN_RETURN_IF_ERROR(file->Append(snapshot.data));
-    CAIRN_RETURN_IF_ERROR(file->Sync());
-    CAIRN_RETURN_IF_ERROR(file->Close());
+  if (!snapshot.file.empty()) {
+    // The transport synced it as it staged it: only the name changes.
+    CAIRN_CHECK(snapshot.data.empty());
+    CAIRN_RETURN_IF_ERROR(fs->RenameFile(snapshot.file, path));
+  } else {
+    {
+      CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<env::WritableFile> file,
+                             fs->NewWritableFile(temporary));
+      CAIRN_RETURN_IF_ERROR(file->Append(snapshot.data));
+      CAIRN_RETURN_IF_ERROR(file->Sync());
+      CAIRN_RETURN_IF_ERROR(file->Close());
+    }
+    CAIRN_RETURN_IF_ERROR(fs->RenameFile(temporary, path));
   }
-  CAIRN_RETURN_IF_ERROR(fs->RenameFile(temporary, path));
   CAIRN_RETURN_IF_ERROR(fs->SyncDir(dir));
   Result<SnapshotInfo> verified = VerifySnapshot(fs, path);
   Status bad = verified.ok() ? Status::Ok() : verified.status();
@@ -84,12 +99,20 @@ Result<std::optional<InstallMarker>> FinishInterruptedSnapshotInstall(storage::E
     // Staged but never marked: the install did not commit; the old state stands.
     CAIRN_RETURN_IF_ERROR(DeleteIfExists(fs, path + ".tmp"));
     CAIRN_RETURN_IF_ERROR(DeleteIfExists(fs, path));
-    return marker;
+  } else {
+    CAIRN_RETURN_IF_ERROR(CompleteSnapshotInstall(engine, fs, data_dir, *marker, [&] {
+                            return RaftLogStorage::ResetWalToSnapshot(wal, marker->index,
+                                                                      marker->term);
+                          }).status());
   }
-  CAIRN_RETURN_IF_ERROR(CompleteSnapshotInstall(engine, fs, data_dir, *marker, [&] {
-                          return RaftLogStorage::ResetWalToSnapshot(wal, marker->index,
-                                                                    marker->term);
-                        }).status());
+  // What is left belongs to transfers of the previous run: none can be resumed.
+  const std::string dir = SnapshotDir(data_dir);
+  if (fs->FileExists(dir)) {
+    CAIRN_ASSIGN_OR_RETURN(std::vector<std::string> children, fs->GetChildren(dir));
+    for (const std::string& child : children) {
+      CAIRN_RETURN_IF_ERROR(fs->DeleteFile(dir + "/" + child));
+    }
+  }
   return marker;
 }
 

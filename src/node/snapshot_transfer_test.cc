@@ -1,24 +1,32 @@
 // Snapshot transfer between real Nodes (WAL, RocksDB engine, applier) wired by an in-process
 // router: a follower that missed entries the leader compacted catches up by a snapshot, also
 // when its install is stopped at each step (as a crash would) and redone at the next open, and
-// a member added after the compaction joins by a snapshot.
+// a member added after the compaction joins by a snapshot. Two tests wire the members with the
+// real gRPC transport instead: a snapshot many chunks long, larger than the receiver's
+// in-memory bound, is streamed file to file; a stream broken part way leaves the follower on
+// its old state and no staged file, and the next transfer succeeds.
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "src/env/posix_file_system.h"
 #include "src/node/node.h"
 #include "src/node/raft_log_format.h"
 #include "src/node/snapshot.h"
 #include "src/node/snapshot_install.h"
+#include "src/transport/grpc_transport.h"
 
 namespace cairn::node {
 namespace {
@@ -30,12 +38,14 @@ constexpr uint64_t kCheckpointEntries = 40;
 constexpr uint64_t kRetentionEntries = 10;
 
 // Delivers messages between the nodes that are up; a kSnapshot delivery is reported back to
-// the sender as the gRPC transport does.
+// the sender as the gRPC transport does. A kSnapshot message must name the leader's snapshot
+// file (its data is not in memory); the router copies the file into the receiver's snapshot
+// directory as the transport would stage it.
 class Router {
  public:
-  void Attach(uint64_t id, Node* node) {
+  void Attach(uint64_t id, Node* node, std::string data_dir) {
     std::lock_guard lock(mutex_);
-    nodes_[id] = node;
+    nodes_[id] = {node, std::move(data_dir)};
   }
   void Detach(uint64_t id) {
     std::lock_guard lock(mutex_);
@@ -46,17 +56,64 @@ class Router {
     auto sender = nodes_.find(from);
     for (raft::Message& message : messages) {
       auto target = nodes_.find(message.to);
-      const bool delivered = target != nodes_.end();
+      bool delivered = target != nodes_.end();
       const bool snapshot = message.type == raft::MessageType::kSnapshot;
       const uint64_t to = message.to;
-      if (delivered) target->second->Step(std::move(message));
-      if (snapshot && sender != nodes_.end()) sender->second->ReportSnapshot(to, !delivered);
+      if (delivered && snapshot) delivered = Stage(&message.snapshot, target->second.data_dir);
+      if (delivered) target->second.node->Step(std::move(message));
+      if (snapshot && sender != nodes_.end()) sender->second.node->ReportSnapshot(to, !delivered);
     }
   }
 
  private:
+  bool Stage(raft::Snapshot* snapshot, const std::string& data_dir) {
+    EXPECT_TRUE(snapshot->data.empty()) << "the leader holds the snapshot in memory";
+    EXPECT_FALSE(snapshot->file.empty());
+    const std::string staged =
+        SnapshotDir(data_dir) + "/received-router-" + std::to_string(++staged_) + ".snap";
+    std::error_code error;
+    stdfs::create_directories(SnapshotDir(data_dir), error);
+    if (!stdfs::copy_file(snapshot->file, staged, error)) return false;
+    snapshot->file = staged;
+    return true;
+  }
+
+  struct Target {
+    Node* node = nullptr;
+    std::string data_dir;
+  };
   std::mutex mutex_;
-  std::map<uint64_t, Node*> nodes_;  // GUARDED_BY(mutex_)
+  std::map<uint64_t, Target> nodes_;  // GUARDED_BY(mutex_)
+  uint64_t staged_ = 0;               // GUARDED_BY(mutex_)
+};
+
+constexpr uint64_t kClusterId = 77;
+// The gRPC tests' chunk size and the receiver's in-memory bound: the snapshot they send is
+// far larger than both, so it gets through only if it is streamed to disk.
+constexpr size_t kTestChunkBytes = 16 * 1024;
+constexpr uint64_t kTestReceiveMemoryBytes = 64 * 1024;
+
+// One member's real transport: a PeerService on a gRPC server (staging received snapshots in
+// the member's snapshot directory) and a GrpcTransport sending to the others.
+struct GrpcMember {
+  std::shared_ptr<std::atomic<Node*>> node = std::make_shared<std::atomic<Node*>>(nullptr);
+  std::unique_ptr<transport::PeerService> service;
+  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<transport::GrpcTransport> transport;
+  int port = 0;
+
+  void StartServer() {
+    grpc::ServerBuilder builder;
+    transport::ConfigurePeerServerBuilder(&builder);
+    int selected = 0;
+    builder.AddListeningPort("127.0.0.1:" + std::to_string(port), grpc::InsecureServerCredentials(),
+                             &selected);
+    builder.RegisterService(service.get());
+    server = builder.BuildAndStart();
+    ASSERT_TRUE(server != nullptr && selected != 0);
+    port = selected;
+  }
+  std::string Url() const { return "http://127.0.0.1:" + std::to_string(port); }
 };
 
 class SnapshotTransferTest : public ::testing::Test {
@@ -69,7 +126,67 @@ class SnapshotTransferTest : public ::testing::Test {
   }
   void TearDown() override {
     for (auto& [id, node] : nodes_) (void)Stop(id);
+    for (auto& [id, member] : grpc_) {
+      member->transport->Stop();
+      member->server->Shutdown(std::chrono::system_clock::now() + 100ms);
+      member->server->Wait();
+    }
+    grpc_.clear();
     stdfs::remove_all(root_);
+  }
+
+  // Wires members 1-3 with the gRPC transport (Options then sends through it).
+  void StartGrpc(const std::function<void(uint64_t id, transport::PeerService*)>& configure) {
+    for (uint64_t id : {1, 2, 3}) {
+      auto member = std::make_unique<GrpcMember>();
+      member->service = std::make_unique<transport::PeerService>(
+          id, kClusterId,
+          [slot = member->node](raft::Message&& message) {
+            if (Node* node = slot->load()) node->Step(std::move(message));
+          },
+          kTestReceiveMemoryBytes);
+      member->service->set_snapshot_staging_dir(SnapshotDir(Options(id).data_dir));
+      if (configure) configure(id, member->service.get());
+      member->StartServer();
+      transport::GrpcTransportOptions options;
+      options.self_id = id;
+      options.cluster_id = kClusterId;
+      options.reconnect_backoff_initial_ms = 20;
+      options.reconnect_backoff_max_ms = 200;
+      options.snapshot_chunk_bytes = kTestChunkBytes;
+      transport::GrpcTransportCallbacks callbacks;
+      callbacks.on_unreachable = [slot = member->node](raft::NodeId peer) {
+        if (Node* node = slot->load()) node->ReportUnreachable(peer);
+      };
+      callbacks.on_snapshot_status = [slot = member->node](raft::NodeId peer, bool failed) {
+        if (Node* node = slot->load()) node->ReportSnapshot(peer, failed);
+      };
+      member->transport = std::make_unique<transport::GrpcTransport>(options, callbacks);
+      grpc_[id] = std::move(member);
+    }
+    for (auto& [id, member] : grpc_) {
+      for (auto& [other, peer] : grpc_) {
+        if (other != id) member->transport->SetPeer(other, {peer->Url()});
+      }
+    }
+  }
+
+  // The files in a member's snapshot directory.
+  std::vector<std::string> SnapshotFiles(uint64_t id) {
+    std::vector<std::string> files;
+    std::error_code error;
+    for (const auto& entry : stdfs::directory_iterator(SnapshotDir(Options(id).data_dir), error)) {
+      files.push_back(entry.path().filename().string());
+    }
+    return files;
+  }
+
+  // Writes `count` values of `value_bytes` each (keys big0, big1, ...).
+  void WriteBigValues(Node* leader, int count, size_t value_bytes) {
+    for (int i = 0; i < count; ++i) {
+      ASSERT_TRUE(
+          Put(leader, "big" + std::to_string(i), std::string(value_bytes, 'a' + i % 26)).ok());
+    }
   }
 
   static command::Member MemberWithId(uint64_t id) {
@@ -93,21 +210,29 @@ class SnapshotTransferTest : public ::testing::Test {
       for (uint64_t member : {1, 2, 3}) options.initial_members.push_back(MemberWithId(member));
     }
     options.send = [this, id](std::vector<raft::Message>&& messages) {
-      router_.Send(id, std::move(messages));
+      auto member = grpc_.find(id);
+      if (member != grpc_.end()) {
+        member->second->transport->Send(std::move(messages));
+      } else {
+        router_.Send(id, std::move(messages));
+      }
     };
     return options;
   }
 
   void Start(NodeOptions options) {
     const uint64_t id = options.member_id;
+    const std::string data_dir = options.data_dir;
     auto node = Node::Open(std::move(options));
     ASSERT_TRUE(node.ok()) << node.status().ToString();
     nodes_[id] = std::move(*node);
-    router_.Attach(id, nodes_[id].get());
+    router_.Attach(id, nodes_[id].get(), data_dir);
+    if (grpc_.contains(id)) grpc_[id]->node->store(nodes_[id].get());
   }
 
   Status Stop(uint64_t id) {
     router_.Detach(id);
+    if (grpc_.contains(id)) grpc_[id]->node->store(nullptr);
     auto it = nodes_.find(id);
     if (it == nodes_.end() || it->second == nullptr) return Status::Ok();
     Status closed = it->second->Close();
@@ -180,6 +305,7 @@ class SnapshotTransferTest : public ::testing::Test {
 
   stdfs::path root_;
   Router router_;
+  std::map<uint64_t, std::unique_ptr<GrpcMember>> grpc_;  // empty: the router carries messages
   std::map<uint64_t, std::unique_ptr<Node>> nodes_;
 };
 
@@ -298,6 +424,134 @@ TEST_F(SnapshotTransferTest, StagedSnapshotWithoutMarkerIsDropped) {
   Start(Options(1));
   EXPECT_FALSE(stdfs::exists(IncomingSnapshotPath(data_dir)));
   EXPECT_EQ(nodes_[1]->GetSnapshotStats().installed, 0u);
+}
+
+// Over the real transport, a snapshot of ~1.5 MiB goes in 16 KiB chunks to a receiver whose
+// in-memory bound is 64 KiB: it is refused unless the leader streams it from its file and the
+// receiver stages it chunk by chunk on disk.
+TEST_F(SnapshotTransferTest, SnapshotLargerThanMemoryBoundIsStreamedOverGrpc) {
+  StartGrpc(nullptr);
+  for (uint64_t id : {1, 2, 3}) Start(Options(id));
+  Node* leader = Leader();
+  ASSERT_NE(leader, nullptr);
+  const uint64_t lagging = leader->member_id() == 3 ? 2 : 3;
+  ASSERT_TRUE(nodes_[lagging]->WaitApplied(leader->AppliedIndex(), 5000));
+  const uint64_t lagging_applied = nodes_[lagging]->AppliedIndex();
+  ASSERT_TRUE(Stop(lagging).ok());
+  WriteBigValues(leader, 200, 8 * 1024);
+  int written = 0;
+  WriteUntilCompactedPast(leader, lagging_applied, &written);
+
+  Start(Options(lagging));
+  Node* follower = nodes_[lagging].get();
+  ExpectConverged(follower, written);
+  EXPECT_GE(follower->GetSnapshotStats().installed, 1u);
+  EXPECT_GE(grpc_[leader->member_id()]->transport->Stats().snapshots_sent, 1u);
+  const uint64_t chunk_max = grpc_[lagging]->service->snapshot_chunk_bytes_max();
+  EXPECT_GT(chunk_max, 0u) << "no snapshot chunk reached the follower";
+  EXPECT_LE(chunk_max, kTestChunkBytes);
+  // The snapshot was many chunks and many times the in-memory bound.
+  std::vector<std::string> outgoing = SnapshotFiles(leader->member_id());
+  ASSERT_EQ(outgoing.size(), 1u);
+  EXPECT_TRUE(outgoing[0].starts_with("outgoing-")) << outgoing[0];
+  const uint64_t size_bytes = stdfs::file_size(
+      stdfs::path(SnapshotDir(Options(leader->member_id()).data_dir)) / outgoing[0]);
+  EXPECT_GT(size_bytes, 1024 * 1024u);
+  EXPECT_GT(size_bytes, 16 * kTestReceiveMemoryBytes);
+  // Nothing is left staged on the follower.
+  EXPECT_TRUE(SnapshotFiles(lagging).empty()) << SnapshotFiles(lagging)[0];
+  etcdserverpb::RangeRequest get;
+  get.set_key("big199");
+  etcdserverpb::RangeResponse got;
+  ASSERT_TRUE(follower->kv()->Range(get, &got).ok());
+  ASSERT_EQ(got.kvs_size(), 1);
+  EXPECT_EQ(got.kvs(0).value(), std::string(8 * 1024, 'a' + 199 % 26));
+}
+
+// A snapshot stream broken part way (the receiver ends it after a few chunks) leaves the
+// follower on its old state with nothing staged; the leader's next transfer installs.
+TEST_F(SnapshotTransferTest, BrokenSnapshotStreamLeavesOldStateAndNextTransferInstalls) {
+  struct Break {
+    std::mutex mutex;
+    std::condition_variable changed;
+    bool broken = false;          // GUARDED_BY(mutex)
+    bool part_file_seen = false;  // GUARDED_BY(mutex)
+    bool resume = false;          // GUARDED_BY(mutex)
+  };
+  auto state = std::make_shared<Break>();
+  StartGrpc([&](uint64_t id, transport::PeerService* service) {
+    const std::string dir = SnapshotDir(Options(id).data_dir);
+    service->set_snapshot_chunk_test_hook([state, dir](uint64_t received_bytes) -> Status {
+      std::unique_lock lock(state->mutex);
+      if (!state->broken) {
+        if (received_bytes < 4 * kTestChunkBytes) return Status::Ok();
+        std::error_code error;
+        for (const auto& entry : stdfs::directory_iterator(dir, error)) {
+          if (entry.path().filename().string().starts_with("receiving-")) {
+            state->part_file_seen = true;
+          }
+        }
+        state->broken = true;
+        state->changed.notify_all();
+        return Status::Unavailable("test: the snapshot stream breaks here");
+      }
+      // Later transfers wait until the test checked the follower.
+      state->changed.wait_for(lock, 20s, [&] { return state->resume; });
+      return Status::Ok();
+    });
+  });
+  for (uint64_t id : {1, 2, 3}) Start(Options(id));
+  Node* leader = Leader();
+  ASSERT_NE(leader, nullptr);
+  const uint64_t lagging = leader->member_id() == 3 ? 2 : 3;
+  int written = 0;
+  for (; written < 5; ++written) {
+    ASSERT_TRUE(
+        Put(leader, "key" + std::to_string(written), "value of key" + std::to_string(written))
+            .ok());
+  }
+  ASSERT_TRUE(nodes_[lagging]->WaitApplied(leader->AppliedIndex(), 5000));
+  const uint64_t lagging_applied = nodes_[lagging]->AppliedIndex();
+  ASSERT_TRUE(Stop(lagging).ok());
+  WriteBigValues(leader, 100, 8 * 1024);
+  WriteUntilCompactedPast(leader, lagging_applied, &written);
+
+  Start(Options(lagging));
+  Node* follower = nodes_[lagging].get();
+  {
+    std::unique_lock lock(state->mutex);
+    ASSERT_TRUE(state->changed.wait_for(lock, 20s, [&] { return state->broken; }));
+    EXPECT_TRUE(state->part_file_seen) << "the chunks were not staged in a file";
+  }
+  // The broken stream's part file is deleted, nothing else was staged, nothing installed.
+  std::vector<std::string> files;
+  for (int i = 0; i < 500; ++i) {
+    files = SnapshotFiles(lagging);
+    if (files.empty()) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(files.empty()) << files[0];
+  EXPECT_EQ(follower->GetSnapshotStats().installed, 0u);
+  EXPECT_EQ(follower->AppliedIndex(), lagging_applied);
+  etcdserverpb::RangeRequest get;
+  get.set_key("key4");
+  etcdserverpb::RangeResponse got;
+  ASSERT_TRUE(follower->kv()->Range(get, &got).ok());
+  EXPECT_EQ(got.kvs_size(), 1) << "the old state is gone";
+  get.set_key("big0");
+  ASSERT_TRUE(follower->kv()->Range(get, &got).ok());
+  EXPECT_EQ(got.kvs_size(), 0) << "part of the snapshot was installed";
+  EXPECT_FALSE(follower->Failed());
+  {
+    std::lock_guard lock(state->mutex);
+    state->resume = true;
+  }
+  state->changed.notify_all();
+
+  ExpectConverged(follower, written);
+  EXPECT_GE(follower->GetSnapshotStats().installed, 1u);
+  EXPECT_GE(grpc_[leader->member_id()]->transport->Stats().snapshots_failed, 1u);
+  EXPECT_TRUE(SnapshotFiles(lagging).empty());
 }
 
 }  // namespace

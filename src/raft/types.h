@@ -65,9 +65,14 @@ struct SnapshotMetadata {
 };
 
 // A snapshot of the applied state machine at metadata.index. Index 0 means "no snapshot".
+// The state travels either in `data` or, so that no side holds it in memory, in a local file:
+// `file`, when not empty, is the path of a file holding the snapshot bytes (`data` is then
+// empty). Both are opaque to the core, which never opens the file; the transport sends the
+// file's contents and the receiving transport hands its node the path of its own copy.
 struct Snapshot {
   SnapshotMetadata metadata;
   std::string data;
+  std::string file;
 
   bool IsEmpty() const { return metadata.index == 0; }
   friend bool operator==(const Snapshot&, const Snapshot&) = default;

@@ -1,6 +1,7 @@
 #include "src/transport/grpc_transport.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <optional>
@@ -10,6 +11,7 @@
 #include "src/base/check.h"
 #include "src/base/crc32c.h"
 #include "src/base/logging.h"
+#include "src/env/posix_file_system.h"
 #include "src/transport/convert.h"
 #include "src/transport/peer_url.h"
 
@@ -475,13 +477,74 @@ void GrpcTransport::SnapshotLoop(Peer* peer) {
   }
 }
 
+namespace {
+
+// The bytes of a kSnapshot message being sent: its `data`, or its `file` read one chunk at a
+// time (never the whole file at once).
+class SnapshotSource {
+ public:
+  // Takes the data out of `snapshot` (a file is opened and checksummed in one pass of
+  // chunk-sized reads).
+  static Result<SnapshotSource> Open(raft::Snapshot* snapshot, size_t chunk_bytes) {
+    SnapshotSource source;
+    if (snapshot->file.empty()) {
+      source.data_ = std::move(snapshot->data);
+      snapshot->data.clear();
+      source.size_bytes_ = source.data_.size();
+      source.crc32c_ = crc32c::Value(source.data_);
+      return source;
+    }
+    CAIRN_CHECK(snapshot->data.empty());
+    env::FileSystem* fs = env::PosixFileSystem::Default();
+    CAIRN_ASSIGN_OR_RETURN(source.size_bytes_, fs->GetFileSize(snapshot->file));
+    CAIRN_ASSIGN_OR_RETURN(source.file_, fs->NewReadableFile(snapshot->file));
+    snapshot->file.clear();
+    std::string chunk;
+    for (uint64_t offset = 0; offset < source.size_bytes_; offset += chunk.size()) {
+      CAIRN_RETURN_IF_ERROR(source.Read(offset, chunk_bytes, &chunk));
+      source.crc32c_ = crc32c::Extend(source.crc32c_, chunk.data(), chunk.size());
+    }
+    return source;
+  }
+
+  uint64_t size_bytes() const { return size_bytes_; }
+  uint32_t crc32c() const { return crc32c_; }
+  // Sets *out to the (at most n) bytes at `offset`; Corruption when the file got shorter.
+  Status Read(uint64_t offset, size_t n, std::string* out) const {
+    const size_t size = static_cast<size_t>(std::min<uint64_t>(n, size_bytes_ - offset));
+    if (file_ == nullptr) {
+      out->assign(data_, static_cast<size_t>(offset), size);
+      return Status::Ok();
+    }
+    out->clear();
+    CAIRN_RETURN_IF_ERROR(file_->Read(offset, size, out));
+    if (out->size() != size) return Status::Corruption("snapshot file shrank while it was sent");
+    return Status::Ok();
+  }
+
+ private:
+  std::string data_;
+  std::unique_ptr<env::ReadableFile> file_;
+  uint64_t size_bytes_ = 0;
+  uint32_t crc32c_ = 0;
+};
+
+}  // namespace
+
 bool GrpcTransport::SendSnapshot(Peer* peer, raft::Message message) {
+  const uint64_t index = message.snapshot.metadata.index;
+  Result<SnapshotSource> source =
+      SnapshotSource::Open(&message.snapshot, options_.snapshot_chunk_bytes);
+  if (!source.ok()) {
+    Logger()->warn("snapshot at index {} to peer {} failed: {}", index, peer->id,
+                   source.status().ToString());
+    return false;
+  }
   uint64_t generation = 0;
   std::string address;
   std::shared_ptr<grpc::Channel> channel = Dial(peer, &generation, &address);
   if (channel == nullptr) {
-    Logger()->warn("snapshot at index {} to peer {} failed: peer unreachable",
-                   message.snapshot.metadata.index, peer->id);
+    Logger()->warn("snapshot at index {} to peer {} failed: peer unreachable", index, peer->id);
     return false;
   }
   std::unique_ptr<raft::v1::Raft::Stub> stub = raft::v1::Raft::NewStub(channel);
@@ -492,24 +555,28 @@ bool GrpcTransport::SendSnapshot(Peer* peer, raft::Message message) {
     if (peer->stopping) return false;
     peer->snapshot_call = WatchedCall{.context = &context};
   }
-  const uint64_t index = message.snapshot.metadata.index;
-  const std::string data = std::move(message.snapshot.data);
-  message.snapshot.data.clear();
+  const uint64_t size_bytes = source->size_bytes();
   raft::v1::SnapshotChunk chunk;
   chunk.set_cluster_id(options_.cluster_id);
   chunk.set_to(peer->id);
-  chunk.set_data_size_bytes(data.size());
-  chunk.set_data_crc32c(crc32c::Value(data));
+  chunk.set_data_size_bytes(size_bytes);
+  chunk.set_data_crc32c(source->crc32c());
   MessageToProto(std::move(message), chunk.mutable_message());
   std::unique_ptr<grpc::ClientWriter<raft::v1::SnapshotChunk>> writer =
       stub->SendSnapshot(&context, &response);
   // Every write, and the final WritesDone + Finish (the receiver delivers before answering),
-  // is watched by the monitor.
-  size_t offset = 0;
+  // is watched by the monitor. One chunk of data is held at a time.
+  uint64_t offset = 0;
   bool ok = true;
+  Status read;
   do {
-    const size_t size = std::min(options_.snapshot_chunk_bytes, data.size() - offset);
-    chunk.set_data(data.data() + offset, size);
+    read = source->Read(offset, options_.snapshot_chunk_bytes, chunk.mutable_data());
+    if (!read.ok()) {
+      context.TryCancel();
+      ok = false;
+      break;
+    }
+    const size_t size = chunk.data().size();
     {
       std::lock_guard lock(peer->mutex);
       if (peer->stopping) {
@@ -522,7 +589,7 @@ bool GrpcTransport::SendSnapshot(Peer* peer, raft::Message message) {
     ok = writer->Write(chunk);
     offset += size;
     chunk.Clear();
-  } while (ok && offset < data.size());
+  } while (ok && offset < size_bytes);
   if (ok) ok = writer->WritesDone();
   const grpc::Status status = writer->Finish();
   {
@@ -530,12 +597,12 @@ bool GrpcTransport::SendSnapshot(Peer* peer, raft::Message message) {
     peer->snapshot_call = WatchedCall{};
   }
   if (!ok || !status.ok()) {
-    Logger()->warn("snapshot at index {} ({} bytes) to peer {} at {} failed: {} {}", index,
-                   data.size(), peer->id, address, static_cast<int>(status.error_code()),
-                   status.error_message());
+    Logger()->warn("snapshot at index {} ({} bytes) to peer {} at {} failed: {} {} {}", index,
+                   size_bytes, peer->id, address, static_cast<int>(status.error_code()),
+                   status.error_message(), read.ok() ? "" : read.ToString());
     return false;
   }
-  Logger()->info("snapshot at index {} ({} bytes) delivered to peer {}", index, data.size(),
+  Logger()->info("snapshot at index {} ({} bytes) delivered to peer {}", index, size_bytes,
                  peer->id);
   return true;
 }
@@ -646,10 +713,14 @@ class BatchReader final : public grpc::ServerReadReactor<raft::v1::MessageBatch>
 };
 
 // Reads a Raft.SendSnapshot stream: a header chunk, data chunks, then the sender's half-close,
-// upon which the reassembled message is checked and delivered.
+// upon which the data is checked and the message delivered. With a staging directory the data
+// is appended to <dir>/receiving-<n>.part as it arrives (one chunk in memory) and, complete
+// and checked, synced and renamed to <dir>/received-<n>.snap, whose path the delivered message
+// carries in snapshot.file; a stream that ends any other way deletes its part file. Without
+// one the data is reassembled in memory (bounded by snapshot_bytes_max).
 class SnapshotReader final : public grpc::ServerReadReactor<raft::v1::SnapshotChunk> {
  public:
-  SnapshotReader(const PeerService* service, grpc::CallbackServerContext* context)
+  SnapshotReader(PeerService* service, grpc::CallbackServerContext* context)
       : service_(service), context_(context) {
     StartRead(&chunk_);
   }
@@ -665,70 +736,125 @@ class SnapshotReader final : public grpc::ServerReadReactor<raft::v1::SnapshotCh
       Finish(grpc::Status::OK);
     }
   }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    Abandon();
+    delete this;
+  }
 
  private:
-  Status OnChunk() {
-    if (!header_seen_) {
-      header_seen_ = true;
-      CAIRN_RETURN_IF_ERROR(service_->CheckAddress(chunk_.cluster_id(), chunk_.to()));
-      if (!chunk_.has_message()) {
-        return Status::InvalidArgument("the first snapshot chunk carries no message");
-      }
-      CAIRN_ASSIGN_OR_RETURN(message_, MessageFromProto(chunk_.mutable_message()));
-      if (message_.type != raft::MessageType::kSnapshot || message_.snapshot.IsEmpty() ||
-          !message_.snapshot.data.empty()) {
-        return Status::InvalidArgument(
-            "the first snapshot chunk must carry a kSnapshot message without data");
-      }
-      CAIRN_RETURN_IF_ERROR(service_->CheckAddress(chunk_.cluster_id(), message_.to));
-      if (chunk_.data_size_bytes() > service_->snapshot_bytes_max()) {
-        return Status::ResourceExhausted("snapshot of " + std::to_string(chunk_.data_size_bytes()) +
+  Status OnHeader() {
+    CAIRN_RETURN_IF_ERROR(service_->CheckAddress(chunk_.cluster_id(), chunk_.to()));
+    if (!chunk_.has_message()) {
+      return Status::InvalidArgument("the first snapshot chunk carries no message");
+    }
+    CAIRN_ASSIGN_OR_RETURN(message_, MessageFromProto(chunk_.mutable_message()));
+    if (message_.type != raft::MessageType::kSnapshot || message_.snapshot.IsEmpty() ||
+        !message_.snapshot.data.empty()) {
+      return Status::InvalidArgument(
+          "the first snapshot chunk must carry a kSnapshot message without data");
+    }
+    CAIRN_RETURN_IF_ERROR(service_->CheckAddress(chunk_.cluster_id(), message_.to));
+    expected_bytes_ = chunk_.data_size_bytes();
+    expected_crc32c_ = chunk_.data_crc32c();
+    const std::string& dir = service_->snapshot_staging_dir();
+    if (dir.empty()) {
+      if (expected_bytes_ > service_->snapshot_bytes_max()) {
+        return Status::ResourceExhausted("snapshot of " + std::to_string(expected_bytes_) +
                                          " bytes exceeds this member's limit of " +
                                          std::to_string(service_->snapshot_bytes_max()) + " bytes");
       }
-      expected_bytes_ = chunk_.data_size_bytes();
-      expected_crc32c_ = chunk_.data_crc32c();
       // Reserve what was announced, within reason: the announcement is peer input.
       data_.reserve(std::min<uint64_t>(expected_bytes_, 64 * 1024 * 1024));
+      return Status::Ok();
+    }
+    env::FileSystem* fs = env::PosixFileSystem::Default();
+    CAIRN_RETURN_IF_ERROR(fs->CreateDirs(dir));
+    const std::string name = std::to_string(message_.snapshot.metadata.index) + "-" +
+                             std::to_string(service_->NextStagingNumber());
+    part_path_ = dir + "/" + std::string(kReceivingSnapshotPrefix) + name + ".part";
+    staged_path_ = dir + "/" + std::string(kReceivedSnapshotPrefix) + name + ".snap";
+    CAIRN_ASSIGN_OR_RETURN(part_, fs->NewWritableFile(part_path_));
+    return Status::Ok();
+  }
+
+  Status OnChunk() {
+    if (service_->snapshot_chunk_test_hook()) {
+      CAIRN_RETURN_IF_ERROR(service_->snapshot_chunk_test_hook()(received_bytes_));
+    }
+    if (!header_seen_) {
+      header_seen_ = true;
+      CAIRN_RETURN_IF_ERROR(OnHeader());
     } else if (chunk_.has_message() || chunk_.cluster_id() != 0 || chunk_.to() != 0) {
       return Status::InvalidArgument("a snapshot chunk after the first carries a header");
     }
-    if (chunk_.data().size() > kSnapshotChunkBytesMax) {
-      return Status::InvalidArgument("snapshot chunk of " + std::to_string(chunk_.data().size()) +
+    const std::string& data = chunk_.data();
+    if (data.size() > kSnapshotChunkBytesMax) {
+      return Status::InvalidArgument("snapshot chunk of " + std::to_string(data.size()) +
                                      " bytes exceeds the chunk limit");
     }
-    if (chunk_.data().size() > expected_bytes_ - data_.size()) {
+    if (data.size() > expected_bytes_ - received_bytes_) {
       return Status::InvalidArgument("snapshot data exceeds the announced " +
                                      std::to_string(expected_bytes_) + " bytes");
     }
-    data_.append(chunk_.data());
+    received_bytes_ += data.size();
+    crc32c_ = crc32c::Extend(crc32c_, data.data(), data.size());
+    service_->NoteSnapshotChunk(data.size());
+    if (part_ != nullptr) return part_->Append(data);
+    data_.append(data);
     return Status::Ok();
   }
 
   Status OnEnd() {
     if (context_->IsCancelled()) return Status::Cancelled("snapshot transfer cancelled");
     if (!header_seen_) return Status::InvalidArgument("snapshot stream ended without a header");
-    if (data_.size() != expected_bytes_) {
-      return Status::InvalidArgument("snapshot stream ended after " + std::to_string(data_.size()) +
-                                     " of " + std::to_string(expected_bytes_) + " bytes");
+    if (received_bytes_ != expected_bytes_) {
+      return Status::InvalidArgument("snapshot stream ended after " +
+                                     std::to_string(received_bytes_) + " of " +
+                                     std::to_string(expected_bytes_) + " bytes");
     }
-    if (crc32c::Value(data_) != expected_crc32c_) {
+    if (crc32c_ != expected_crc32c_) {
       return Status(StatusCode::kDataLoss, "snapshot data checksum mismatch");
     }
-    message_.snapshot.data = std::move(data_);
+    if (part_ != nullptr) {
+      // Durable under its final name before the node is told: the node renames it into place.
+      env::FileSystem* fs = env::PosixFileSystem::Default();
+      CAIRN_RETURN_IF_ERROR(part_->Sync());
+      CAIRN_RETURN_IF_ERROR(part_->Close());
+      part_.reset();
+      CAIRN_RETURN_IF_ERROR(fs->RenameFile(part_path_, staged_path_));
+      part_path_.clear();
+      CAIRN_RETURN_IF_ERROR(fs->SyncDir(service_->snapshot_staging_dir()));
+      message_.snapshot.file = std::move(staged_path_);
+      staged_path_.clear();
+    } else {
+      message_.snapshot.data = std::move(data_);
+    }
     service_->deliver()(std::move(message_));
     return Status::Ok();
   }
 
-  const PeerService* const service_;
+  // Deletes what an incomplete stream staged (a delivered file belongs to the node).
+  void Abandon() {
+    env::FileSystem* fs = env::PosixFileSystem::Default();
+    if (part_ != nullptr) (void)part_->Close();
+    for (const std::string* path : {&part_path_, &staged_path_}) {
+      if (!path->empty() && fs->FileExists(*path)) (void)fs->DeleteFile(*path);
+    }
+  }
+
+  PeerService* const service_;
   grpc::CallbackServerContext* const context_;
   raft::v1::SnapshotChunk chunk_;
   bool header_seen_ = false;
   raft::Message message_;
   uint64_t expected_bytes_ = 0;
   uint32_t expected_crc32c_ = 0;
-  std::string data_;
+  uint64_t received_bytes_ = 0;
+  uint32_t crc32c_ = 0;
+  std::string data_;                         // without a staging directory
+  std::unique_ptr<env::WritableFile> part_;  // with one
+  std::string part_path_;
+  std::string staged_path_;
 };
 
 }  // namespace
@@ -751,6 +877,12 @@ grpc::ServerReadReactor<raft::v1::MessageBatch>* PeerService::Send(
 grpc::ServerReadReactor<raft::v1::SnapshotChunk>* PeerService::SendSnapshot(
     grpc::CallbackServerContext* context, raft::v1::SendResponse* response) {
   return new SnapshotReader(this, context);
+}
+
+void PeerService::NoteSnapshotChunk(size_t size_bytes) {
+  uint64_t seen = snapshot_chunk_bytes_max_.load();
+  while (size_bytes > seen && !snapshot_chunk_bytes_max_.compare_exchange_weak(seen, size_bytes)) {
+  }
 }
 
 Status PeerService::CheckAddress(uint64_t cluster_id, raft::NodeId to) const {

@@ -9,7 +9,9 @@
 //     while it waits, Send drops that peer's messages at once and reports on_unreachable.
 //   - the snapshot sender takes kSnapshot messages (at most one at a time per peer; another
 //     arriving meanwhile is reported failed) and streams each over its own connection as a
-//     Raft.SendSnapshot call in chunks of at most kSnapshotChunkBytesMax, then reports
+//     Raft.SendSnapshot call in chunks of at most kSnapshotChunkBytesMax — the message's data,
+//     or the file its snapshot.file names, read one chunk at a time (a first pass over the file
+//     computes the checksum the header announces) — then reports
 //     on_snapshot_status(peer, failed). Snapshots thus never hold up heartbeats and appends.
 // Blocking sync-API threads were chosen over the callback API: a peer's whole life (dial,
 // stream, backoff) reads top to bottom in one function, and with a handful of peers two
@@ -22,7 +24,8 @@
 // Receiving. PeerService is a grpc::Service the node registers in its peer grpc::Server
 // (configured with ConfigurePeerServerBuilder). It refuses batches of another cluster or for
 // another member (FAILED_PRECONDITION), decodes (INVALID_ARGUMENT on malformed input) and
-// calls `deliver` for each message, in order, on a gRPC callback thread.
+// calls `deliver` for each message, in order, on a gRPC callback thread. Snapshot data goes to
+// a file in the staging directory as it arrives (set_snapshot_staging_dir), or to memory.
 //
 // Thread-safety: GrpcTransport's methods may be called from any thread. PeerService is
 // thread-safe; `deliver` is called concurrently from different peers' streams and must not
@@ -31,6 +34,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -40,6 +44,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -71,6 +76,10 @@ static_assert(2 * kPeerMessageBytesMax + 1024 * 1024 <= kWireMessageBytesMax);
 // vanish against the copy.
 inline constexpr size_t kSnapshotChunkBytesMax = 1024 * 1024;
 static_assert(kSnapshotChunkBytesMax * 2 <= kWireMessageBytesMax);
+
+// Names of the files PeerService stages received snapshots in (set_snapshot_staging_dir).
+inline constexpr std::string_view kReceivingSnapshotPrefix = "receiving-";
+inline constexpr std::string_view kReceivedSnapshotPrefix = "received-";
 
 // Applies what the peer gRPC server needs for this transport: receive messages up to
 // kWireMessageBytesMax (gRPC's default is 4 MiB) and accept the senders' keepalive pings
@@ -205,8 +214,8 @@ class PeerService final : public raft::v1::Raft::CallbackService {
  public:
   using Deliver = std::function<void(raft::Message&&)>;
 
-  // Snapshot data accepted per kSnapshot message: raft::Snapshot holds data in memory, so a
-  // larger snapshot needs a spilling receiver first. Default: 4 GiB.
+  // `snapshot_bytes_max`: snapshot data accepted per kSnapshot message when it is reassembled
+  // in memory (no staging directory). Default: 4 GiB.
   PeerService(raft::NodeId self_id, uint64_t cluster_id, Deliver deliver,
               uint64_t snapshot_bytes_max = 4ull * 1024 * 1024 * 1024);
   PeerService(const PeerService&) = delete;
@@ -228,6 +237,28 @@ class PeerService final : public raft::v1::Raft::CallbackService {
   using RenewLease = std::function<Result<int64_t>(int64_t id)>;
   void set_renew_lease(RenewLease renew) { renew_lease_ = std::move(renew); }
 
+  // Streams received snapshot data to files in `dir` (the node's snapshot directory) instead
+  // of memory: chunks are appended to <dir>/receiving-<index>-<n>.part as they arrive; a
+  // complete, checked stream is synced and renamed to <dir>/received-<index>-<n>.snap and
+  // delivered with snapshot.file set to that path (data empty) — the node then owns the file
+  // and must delete or move it. A stream that fails or is cancelled part way deletes its part
+  // file; files of a process that died mid-stream are for the node to delete at its next
+  // start (both prefixes). snapshot_bytes_max does not apply. REQUIRES: set before the server
+  // starts. Default: none (in memory).
+  void set_snapshot_staging_dir(std::string dir) { snapshot_staging_dir_ = std::move(dir); }
+  const std::string& snapshot_staging_dir() const { return snapshot_staging_dir_; }
+  // The largest snapshot chunk received (bytes): what the receiving side holds in memory at a
+  // time per stream when it stages to files. For tests of that bound.
+  uint64_t snapshot_chunk_bytes_max() const { return snapshot_chunk_bytes_max_.load(); }
+  void NoteSnapshotChunk(size_t size_bytes);
+  // Test hook: called when a snapshot chunk arrives, before it is handled, with the data bytes
+  // received before it on that stream; an error ends the stream with it, as a broken
+  // connection would. REQUIRES: set before the server starts. Default: none.
+  using SnapshotChunkHook = std::function<cairn::Status(uint64_t received_bytes)>;
+  void set_snapshot_chunk_test_hook(SnapshotChunkHook hook) { chunk_hook_ = std::move(hook); }
+  const SnapshotChunkHook& snapshot_chunk_test_hook() const { return chunk_hook_; }
+  uint64_t NextStagingNumber() { return next_staging_number_.fetch_add(1); }
+
   // Lists the members (id, peer URLs) for Members. REQUIRES: set before the server starts.
   using ListMembers =
       std::function<std::vector<std::pair<raft::NodeId, std::vector<std::string>>>()>;
@@ -247,8 +278,12 @@ class PeerService final : public raft::v1::Raft::CallbackService {
   const uint64_t cluster_id_;
   const Deliver deliver_;
   const uint64_t snapshot_bytes_max_;
+  std::string snapshot_staging_dir_;
+  std::atomic<uint64_t> snapshot_chunk_bytes_max_{0};
+  std::atomic<uint64_t> next_staging_number_{0};
   ListMembers list_members_;
   RenewLease renew_lease_;
+  SnapshotChunkHook chunk_hook_;
 };
 
 // Renews leases at another member's peer service (LeaseRenew), keeping one channel per peer
