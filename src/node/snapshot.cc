@@ -273,30 +273,19 @@ Result<SnapshotInfo> ReadSnapshotRecords(env::FileSystem* fs, const std::string&
 Result<SnapshotInfo> ReplaceEngineContents(storage::Engine* engine, env::FileSystem* fs,
                                            const std::string& path) {
   CAIRN_ASSIGN_OR_RETURN(SnapshotInfo verified, VerifySnapshot(fs, path));
-  std::unique_ptr<storage::WriteBatch> batch = engine->NewWriteBatch();
-  // Delete everything there is, then put everything the snapshot holds: a key in both ends
-  // up with the snapshot's value (a batch applies in order).
-  std::shared_ptr<const storage::Snapshot> before = engine->GetSnapshot();
-  storage::ReadOptions options;
-  options.snapshot = before.get();
-  options.fill_cache = false;
-  for (int family_number = 0; family_number < storage::kFamilyCount; ++family_number) {
-    const auto family = static_cast<storage::Family>(family_number);
-    auto it = engine->NewIterator(options, family);
-    for (it->SeekToFirst(); it->Valid(); it->Next()) batch->Delete(family, it->key());
-    CAIRN_RETURN_IF_ERROR(it->status());
-  }
+  // The records are streamed from the file into the replacement (RocksDB: SST files), which
+  // Commit makes visible at once: nothing changes before, and readers never see a mix.
+  CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<storage::ContentsReplacement> replacement,
+                         engine->NewContentsReplacement(path + "."));
   auto record = [&](storage::Family family, const std::string& key,
                     const std::string& value) -> Status {
-    batch->Put(family, key, value);
-    return Status::Ok();
+    return replacement->Add(family, key, value);
   };
   CAIRN_ASSIGN_OR_RETURN(SnapshotInfo read, ReadSnapshot(fs, path, record));
   if (read.records != verified.records || read.applied_index != verified.applied_index) {
     return Status::Corruption("snapshot " + path + " changed while it was installed");
   }
-  CAIRN_RETURN_IF_ERROR(engine->Write(batch.get()));
-  CAIRN_RETURN_IF_ERROR(engine->Flush());
+  CAIRN_RETURN_IF_ERROR(replacement->Commit());
   return read;
 }
 

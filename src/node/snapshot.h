@@ -51,11 +51,14 @@ using SnapshotRecordFunction =
 Result<SnapshotInfo> ReadSnapshotRecords(env::FileSystem* fs, const std::string& path,
                                          const SnapshotRecordFunction& record);
 
-// Replaces the whole contents of `engine` (every family, meta included) with the snapshot's,
-// in ONE engine batch (readers see the old state or the new one, never a mix), then flushes
-// the engine so that the new contents are durable. The snapshot is verified first; nothing
-// is changed when it does not check out. Used by a follower installing a snapshot the leader
-// sent (the install is redone from the file after a crash: the operation is idempotent).
+// Replaces the whole contents of `engine` (every family, meta included) with the snapshot's
+// through one storage::ContentsReplacement (readers see the old state or the new one, never a
+// mix; the new contents are durable when it returns). The records stream from the file into
+// the replacement: with RocksDB they go to one SST file per family (<path>.<family>.sst,
+// beside the snapshot), ingested atomically, so memory does not grow with the state. The
+// snapshot is verified first; nothing is changed when it does not check out. Used by a
+// follower installing a snapshot the leader sent (the install is redone from the file after a
+// crash: the operation is idempotent).
 Result<SnapshotInfo> ReplaceEngineContents(storage::Engine* engine, env::FileSystem* fs,
                                            const std::string& path);
 

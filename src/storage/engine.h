@@ -123,6 +123,20 @@ class CompactionFilterFactory {
   virtual std::unique_ptr<CompactionFilter> Create(Family family, bool full_compaction) = 0;
 };
 
+// Replaces the whole contents of an engine (every family) with records given in order, so
+// that a large replacement need not be held in memory (a follower installing a snapshot).
+// Nothing is visible until Commit, which makes the new contents visible atomically (readers
+// see the old contents or the new ones, never a mix) and durable. Destroyed without a
+// successful Commit, it changes nothing and removes its temporary files. The engine must not
+// be written between NewContentsReplacement and Commit.
+class ContentsReplacement {
+ public:
+  virtual ~ContentsReplacement() = default;
+  // REQUIRES: (family, key) strictly increasing from call to call.
+  virtual Status Add(Family family, std::string_view key, std::string_view value) = 0;
+  virtual Status Commit() = 0;
+};
+
 struct EngineOptions {
   // Created if missing. Default: empty (required for RocksDB; ignored by MemoryEngine).
   std::string path;
@@ -167,6 +181,14 @@ class Engine {
   virtual Status CompactRange(Family family, std::string_view begin, std::string_view end) = 0;
   // Bytes the engine occupies on disk (or in memory for MemoryEngine), approximately.
   virtual uint64_t ApproximateSizeBytes() = 0;
+  // A replacement of the whole contents (ContentsReplacement). Temporary files, if any, are
+  // named `temporary_file_prefix` + a suffix (their directory must exist). The default holds
+  // the replacement in one write batch (deletes of every key, then the new records) written
+  // and flushed by Commit: its memory grows with the contents. RocksDbEngine writes one SST
+  // file per family (a range deletion of the family's old keys plus the new records) and
+  // ingests them all in one atomic ingestion: its memory is RocksDB's SST writer buffers.
+  virtual Result<std::unique_ptr<ContentsReplacement>> NewContentsReplacement(
+      const std::string& temporary_file_prefix);
 };
 
 }  // namespace cairn::storage

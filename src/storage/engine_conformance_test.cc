@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 
@@ -528,6 +529,72 @@ TEST_P(CompactionTest, CompactionWithoutFactoryOrFilterKeepsEverything) {
   PutOne(plain.engine(), Family::kKvHistory, "a", "drop-me");
   ASSERT_TRUE(plain.engine()->CompactRange(Family::kKvHistory, "", "").ok());
   EXPECT_EQ(GetOne(plain.engine(), Family::kKvHistory, "a"), "drop-me");
+}
+
+// A contents replacement (a follower installing a snapshot): nothing changes before Commit or
+// when it is abandoned; after Commit every family holds exactly the added records (old keys
+// below, between and above the new ones gone, families without records emptied), a snapshot
+// taken before still reads the old contents, and later writes win over the replacement.
+TEST_P(EngineConformanceTest, ContentsReplacementReplacesEveryFamilyExactly) {
+  ScratchDir scratch;
+  const std::string prefix = scratch.path() + "/replacement.";
+  const std::string high_key("\xff\xff", 2);
+  PutOne(engine(), Family::kMeta, "applied", "1");
+  PutOne(engine(), Family::kMeta, "zeta", "old");
+  for (const std::string& key : {std::string(""), std::string("a"), std::string("c"), high_key}) {
+    PutOne(engine(), Family::kKvLatest, key, "old " + key);
+  }
+  PutOne(engine(), Family::kKvHistory, "h", "old");
+  PutOne(engine(), Family::kLease, "l", "old");
+  ASSERT_TRUE(engine()->Flush().ok());
+  PutOne(engine(), Family::kKvLatest, "m", "old unflushed");  // in the memtable
+  const KeyValues old_latest = ScanAll(engine(), Family::kKvLatest);
+  {
+    auto abandoned = engine()->NewContentsReplacement(prefix);
+    ASSERT_TRUE(abandoned.ok()) << abandoned.status().ToString();
+    ASSERT_TRUE((*abandoned)->Add(Family::kMeta, "applied", "9").ok());
+    ASSERT_TRUE((*abandoned)->Add(Family::kKvLatest, "b", "never").ok());
+  }
+  EXPECT_EQ(GetOne(engine(), Family::kMeta, "applied"), "1");
+  EXPECT_EQ(ScanAll(engine(), Family::kKvLatest), old_latest);
+
+  std::shared_ptr<const Snapshot> before = engine()->GetSnapshot();
+  auto replacement = engine()->NewContentsReplacement(prefix);
+  ASSERT_TRUE(replacement.ok()) << replacement.status().ToString();
+  ASSERT_TRUE((*replacement)->Add(Family::kMeta, "applied", "2").ok());
+  const KeyValues new_latest = {{"a", "new a"}, {"b", "new b"}, {high_key + "\x01", "new high"}};
+  for (const auto& [key, value] : new_latest) {
+    ASSERT_TRUE((*replacement)->Add(Family::kKvLatest, key, value).ok());
+  }
+  ASSERT_TRUE((*replacement)->Add(Family::kEvents, "e", "new").ok());
+  EXPECT_EQ(GetOne(engine(), Family::kMeta, "applied"), "1") << "visible before Commit";
+  ASSERT_TRUE((*replacement)->Commit().ok());
+  replacement->reset();
+
+  EXPECT_EQ(ScanAll(engine(), Family::kMeta), (KeyValues{{"applied", "2"}}));
+  EXPECT_EQ(ScanAll(engine(), Family::kKvLatest), new_latest);
+  EXPECT_EQ(ScanAll(engine(), Family::kKvHistory), KeyValues{});
+  EXPECT_EQ(ScanAll(engine(), Family::kLease), KeyValues{});
+  EXPECT_EQ(ScanAll(engine(), Family::kEvents), (KeyValues{{"e", "new"}}));
+  EXPECT_EQ(GetOne(engine(), Family::kKvLatest, "c"), std::nullopt);
+  EXPECT_EQ(GetOne(engine(), Family::kKvLatest, "m"), std::nullopt);
+  EXPECT_EQ(ScanAll(engine(), Family::kKvLatest, before.get()), old_latest);
+  before.reset();
+
+  PutOne(engine(), Family::kKvLatest, "b", "later");
+  PutOne(engine(), Family::kKvLatest, "c", "later");
+  EXPECT_EQ(GetOne(engine(), Family::kKvLatest, "b"), "later");
+  EXPECT_EQ(GetOne(engine(), Family::kKvLatest, "c"), "later");
+  holder_.Reopen();
+  EXPECT_EQ(GetOne(engine(), Family::kMeta, "applied"), "2");
+  EXPECT_EQ(GetOne(engine(), Family::kKvLatest, "a"), "new a");
+  EXPECT_EQ(GetOne(engine(), Family::kKvLatest, "b"), "later");
+  EXPECT_EQ(GetOne(engine(), Family::kKvHistory, "h"), std::nullopt);
+  // The replacement's temporary files are gone.
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(scratch.path(), error)) {
+    ADD_FAILURE() << "left behind: " << entry.path();
+  }
 }
 
 TEST_P(EngineConformanceTest, ConcurrentReadersSeeWholeBatches) {

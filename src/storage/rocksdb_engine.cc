@@ -11,6 +11,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/slice_transform.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
 
@@ -354,6 +355,8 @@ class RocksDbEngineImpl final : public Engine {
   Status Flush() override;
   Status CompactRange(Family family, std::string_view begin, std::string_view end) override;
   uint64_t ApproximateSizeBytes() override;
+  Result<std::unique_ptr<ContentsReplacement>> NewContentsReplacement(
+      const std::string& temporary_file_prefix) override;
 
   rocksdb::DB* db() const { return db_; }
   rocksdb::ColumnFamilyHandle* handle(Family family) const { return handles_[FamilyIndex(family)]; }
@@ -683,6 +686,114 @@ Result<bool> RocksDbWriteBatch::Get(Family family, std::string_view key, std::st
 std::unique_ptr<Iterator> RocksDbWriteBatch::NewIterator(Family family,
                                                          const ReadOptions& options) {
   return engine_->NewIteratorImpl(options, family, &batch_);
+}
+
+// RocksDbEngineImpl::NewContentsReplacement: one SST file per family holding a range
+// deletion of every key the family has now (from the empty key to just past its last key)
+// and the new records. The files are ingested in one IngestExternalFiles call, atomic across
+// families; a file's records and its range deletion get the same sequence number, and at an
+// equal sequence number RocksDB lets the point keys win, so the family ends up holding
+// exactly the new records.
+class SstReplacement final : public ContentsReplacement {
+ public:
+  SstReplacement(RocksDbEngineImpl* engine, std::string temporary_file_prefix)
+      : engine_(engine), prefix_(std::move(temporary_file_prefix)) {}
+  ~SstReplacement() override {
+    for (auto& writer : writers_) {
+      if (writer != nullptr) (void)writer->Finish();  // closes the file
+    }
+    if (!committed_) {
+      for (const std::string& path : paths_) {
+        if (!path.empty()) (void)rocksdb::Env::Default()->DeleteFile(path);
+      }
+    }
+  }
+  SstReplacement(const SstReplacement&) = delete;
+  SstReplacement& operator=(const SstReplacement&) = delete;
+
+  Status Add(Family family, std::string_view key, std::string_view value) override {
+    CAIRN_CHECK(!committed_);
+    CAIRN_ASSIGN_OR_RETURN(rocksdb::SstFileWriter * writer, Writer(family));
+    has_entries_[FamilyIndex(family)] = true;
+    return FromRocks(writer->Put(ToSlice(key), ToSlice(value)));
+  }
+
+  Status Commit() override {
+    CAIRN_CHECK(!committed_);
+    // Families the snapshot has no records for still lose their old keys.
+    for (Family family : kFamilies) CAIRN_RETURN_IF_ERROR(Writer(family).status());
+    std::vector<rocksdb::IngestExternalFileArg> args;
+    for (Family family : kFamilies) {
+      const size_t index = FamilyIndex(family);
+      std::unique_ptr<rocksdb::SstFileWriter>& writer = writers_[index];
+      if (!has_entries_[index] && !deletes_[index]) {
+        writer.reset();  // nothing old, nothing new: no file (an empty one is refused)
+        (void)rocksdb::Env::Default()->DeleteFile(paths_[index]);
+        paths_[index].clear();
+        continue;
+      }
+      CAIRN_RETURN_IF_ERROR(FromRocks(writer->Finish()));
+      writer.reset();
+      rocksdb::IngestExternalFileArg arg;
+      arg.column_family = engine_->handle(family);
+      arg.external_files = {paths_[index]};
+      arg.options.move_files = true;
+      arg.options.snapshot_consistency = true;
+      arg.options.allow_global_seqno = true;
+      arg.options.allow_blocking_flush = true;
+      args.push_back(std::move(arg));
+    }
+    committed_ = true;
+    if (!args.empty()) {
+      CAIRN_RETURN_IF_ERROR(FromRocks(engine_->db()->IngestExternalFiles(args)));
+    }
+    for (const std::string& path : paths_) {
+      if (!path.empty()) (void)rocksdb::Env::Default()->DeleteFile(path);
+    }
+    return engine_->Flush();
+  }
+
+ private:
+  // The family's writer, opened (with the range deletion of its current keys) on first use.
+  Result<rocksdb::SstFileWriter*> Writer(Family family) {
+    const size_t index = FamilyIndex(family);
+    if (writers_[index] != nullptr) return writers_[index].get();
+    CAIRN_CHECK_MSG(paths_[index].empty(), "records out of family order");
+    rocksdb::ColumnFamilyHandle* handle = engine_->handle(family);
+    const rocksdb::Options options(engine_->db()->GetDBOptions(),
+                                   engine_->db()->GetOptions(handle));
+    auto writer = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), options, handle);
+    paths_[index] = prefix_ + std::string(FamilyName(family)) + ".sst";
+    CAIRN_RETURN_IF_ERROR(FromRocks(writer->Open(paths_[index])));
+    writers_[index] = std::move(writer);
+    rocksdb::ReadOptions read_options;
+    read_options.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(engine_->db()->NewIterator(read_options, handle));
+    it->SeekToLast();
+    CAIRN_RETURN_IF_ERROR(FromRocks(it->status()));
+    if (it->Valid()) {
+      // Every key is >= "" and < last + "\0".
+      std::string end = it->key().ToString();
+      end.push_back('\0');
+      CAIRN_RETURN_IF_ERROR(FromRocks(writers_[index]->DeleteRange(rocksdb::Slice(), end)));
+      deletes_[index] = true;
+    }
+    return writers_[index].get();
+  }
+
+  RocksDbEngineImpl* const engine_;
+  const std::string prefix_;
+  std::array<std::unique_ptr<rocksdb::SstFileWriter>, kFamilyCount> writers_;
+  std::array<std::string, kFamilyCount> paths_;
+  std::array<bool, kFamilyCount> deletes_{};
+  std::array<bool, kFamilyCount> has_entries_{};
+  bool committed_ = false;
+};
+
+Result<std::unique_ptr<ContentsReplacement>> RocksDbEngineImpl::NewContentsReplacement(
+    const std::string& temporary_file_prefix) {
+  return std::unique_ptr<ContentsReplacement>(
+      std::make_unique<SstReplacement>(this, temporary_file_prefix));
 }
 
 }  // namespace
