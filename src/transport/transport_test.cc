@@ -7,7 +7,10 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -172,18 +175,26 @@ TEST(PeerUrlTest, ParsesHttpUrlsAndRefusesOthers) {
 class PeerServer {
  public:
   // `configure`: apply ConfigurePeerServerBuilder (false: gRPC's defaults, 4 MiB messages).
-  PeerServer(NodeId id, uint64_t cluster_id, bool configure = true)
+  // `staging_dir`: where received snapshots are staged (empty: in memory, bounded by
+  // `snapshot_bytes_max`).
+  PeerServer(NodeId id, uint64_t cluster_id, bool configure = true, std::string staging_dir = "",
+             uint64_t snapshot_bytes_max = 4ull * 1024 * 1024 * 1024)
       : id_(id), configure_(configure) {
-    service_ = std::make_unique<PeerService>(id, cluster_id, [this](Message&& message) {
-      if (block_deliver_) {
-        std::unique_lock lock(mutex_);
-        unblocked_.wait(lock, [&] { return !block_deliver_; });
-      }
-      std::lock_guard lock(mutex_);
-      delivered_.push_back(std::move(message));
-    });
+    service_ = std::make_unique<PeerService>(
+        id, cluster_id,
+        [this](Message&& message) {
+          if (block_deliver_) {
+            std::unique_lock lock(mutex_);
+            unblocked_.wait(lock, [&] { return !block_deliver_; });
+          }
+          std::lock_guard lock(mutex_);
+          delivered_.push_back(std::move(message));
+        },
+        snapshot_bytes_max);
+    service_->set_snapshot_staging_dir(std::move(staging_dir));
     Start();
   }
+  PeerService* service() { return service_.get(); }
   ~PeerServer() {
     Unblock();
     Shutdown();
@@ -419,6 +430,129 @@ TEST(GrpcTransportTest, LargeSnapshotIsChunkedAndDeliveredIntact) {
   ExpectSameMessage(*received, expected);
   EXPECT_EQ(transport.Stats().snapshots_sent, 1u);
   EXPECT_EQ(transport.Stats().snapshots_failed, 0u);
+}
+
+// A directory under the system's temporary directory, removed with its contents.
+class TemporaryDir {
+ public:
+  TemporaryDir() {
+    path_ = std::filesystem::temp_directory_path() /
+            ("cairn_transport_test_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TemporaryDir() { std::filesystem::remove_all(path_); }
+  std::string path() const { return path_.string(); }
+  std::vector<std::string> Files(const std::string& sub) const {
+    std::vector<std::string> names;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(path_ / sub, error)) {
+      names.push_back(entry.path().filename().string());
+    }
+    return names;
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::string ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// A snapshot in a file goes out read a chunk at a time and is staged to a file on the receiving
+// side, which holds one chunk at a time: the receiver's in-memory bound (1 MiB) is far below
+// the snapshot (5 MiB), which would be refused if it were reassembled in memory.
+TEST(GrpcTransportTest, SnapshotFileIsStreamedToAStagedFile) {
+  TemporaryDir dir;
+  const std::string staging = dir.path() + "/staging";
+  PeerServer server2(2, kClusterId, /*configure=*/true, staging, /*snapshot_bytes_max=*/1 << 20);
+  Reports reports;
+  GrpcTransportOptions options = TestOptions(1);
+  options.snapshot_chunk_bytes = 64 * 1024;
+  GrpcTransport transport(options, reports.Callbacks());
+  transport.SetPeer(2, {server2.Url()});
+  std::string data(5 * 1024 * 1024 + 777, '\0');
+  std::mt19937_64 random(11);
+  for (char& c : data) c = static_cast<char>(random());
+  const std::string source = dir.path() + "/outgoing.snap";
+  { std::ofstream(source, std::ios::binary) << data; }
+  Message snapshot{.type = MessageType::kSnapshot, .from = 1, .to = 2, .term = 5};
+  snapshot.snapshot.metadata = {.index = 1000, .term = 4, .config = {{1, 2, 3}, {}}};
+  snapshot.snapshot.file = source;
+  transport.Send({snapshot});
+  ASSERT_TRUE(WaitUntil([&] { return reports.SnapshotStatuses().size() == 1; }));
+  EXPECT_EQ(reports.SnapshotStatuses()[0], std::make_pair(NodeId{2}, false));
+  ASSERT_EQ(server2.DeliveredCount(), 1u);
+  const Message received = server2.Delivered()[0];
+  EXPECT_TRUE(received.snapshot.data.empty());
+  EXPECT_EQ(received.snapshot.metadata, snapshot.snapshot.metadata);
+  ASSERT_TRUE(received.snapshot.file.starts_with(staging + "/received-1000-"))
+      << received.snapshot.file;
+  EXPECT_TRUE(ReadWholeFile(received.snapshot.file) == data) << "staged data differs";
+  EXPECT_EQ(dir.Files("staging").size(), 1u) << "a part file was left";
+  EXPECT_TRUE(ReadWholeFile(source) == data) << "the sender's file changed";
+  EXPECT_GT(server2.service()->snapshot_chunk_bytes_max(), 0u);
+  EXPECT_LE(server2.service()->snapshot_chunk_bytes_max(), options.snapshot_chunk_bytes);
+  // The same data from memory to an in-memory receiver with that bound is refused: the bound
+  // is real.
+  PeerServer server3(3, kClusterId, /*configure=*/true, "", /*snapshot_bytes_max=*/1 << 20);
+  transport.SetPeer(3, {server3.Url()});
+  snapshot.to = 3;
+  transport.Send({snapshot});
+  ASSERT_TRUE(WaitUntil([&] { return reports.SnapshotStatuses().size() == 2; }));
+  EXPECT_EQ(reports.SnapshotStatuses()[1], std::make_pair(NodeId{3}, true));
+  EXPECT_EQ(server3.DeliveredCount(), 0u);
+}
+
+// A stream that breaks part way (the sender cancels after a few chunks) delivers nothing and
+// leaves no file in the staging directory; a later complete stream is delivered.
+TEST(GrpcTransportTest, BrokenSnapshotStreamLeavesNoStagedFile) {
+  TemporaryDir dir;
+  const std::string staging = dir.path() + "/staging";
+  PeerServer server2(2, kClusterId, /*configure=*/true, staging);
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server2.port()),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = raft::v1::Raft::NewStub(channel);
+  const std::string data(8 * 1024, 'x');
+  {
+    grpc::ClientContext context;
+    raft::v1::SendResponse response;
+    auto writer = stub->SendSnapshot(&context, &response);
+    raft::v1::SnapshotChunk chunk;
+    chunk.set_cluster_id(kClusterId);
+    chunk.set_to(2);
+    chunk.set_data_size_bytes(data.size() * 10);
+    Message header{.type = MessageType::kSnapshot, .from = 1, .to = 2, .term = 5};
+    header.snapshot.metadata = {.index = 7, .term = 4, .config = {{1, 2}, {}}};
+    MessageToProto(std::move(header), chunk.mutable_message());
+    for (int i = 0; i < 3; ++i) {
+      chunk.set_data(data);
+      ASSERT_TRUE(writer->Write(chunk));
+      chunk.Clear();
+    }
+    ASSERT_TRUE(WaitUntil([&] {
+      std::vector<std::string> files = dir.Files("staging");
+      return files.size() == 1 && files[0].starts_with("receiving-7-");
+    })) << "the chunks were not staged in a part file";
+    context.TryCancel();
+    EXPECT_FALSE(writer->Finish().ok());
+  }
+  ASSERT_TRUE(WaitUntil([&] { return dir.Files("staging").empty(); }))
+      << "the broken stream left " << dir.Files("staging")[0];
+  EXPECT_EQ(server2.DeliveredCount(), 0u);
+
+  Reports reports;
+  GrpcTransport transport(TestOptions(1), reports.Callbacks());
+  transport.SetPeer(2, {server2.Url()});
+  Message snapshot{.type = MessageType::kSnapshot, .from = 1, .to = 2, .term = 5};
+  snapshot.snapshot.metadata = {.index = 8, .term = 4, .config = {{1, 2}, {}}};
+  snapshot.snapshot.data = data;
+  transport.Send({snapshot});
+  ASSERT_TRUE(WaitUntil([&] { return server2.DeliveredCount() == 1; }));
+  EXPECT_TRUE(ReadWholeFile(server2.Delivered()[0].snapshot.file) == data);
 }
 
 TEST(GrpcTransportTest, SnapshotToUnreachablePeerReportsFailure) {
