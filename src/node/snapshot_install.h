@@ -9,10 +9,12 @@
 //                (checksums, and the applied index inside must be the Raft snapshot's index).
 //   2. Mark:     <data_dir>/raft/snapshot_install (raft_log_format.h) records (index, term),
 //                durably. From here on the install is committed: an open redoes 3-5.
-//   3. Engine:   every engine family is replaced by the snapshot's records in one batch, then
-//                the engine is flushed (its own WAL is off: the flush is what makes it
-//                durable). The snapshot carries the applied index, the membership, the
-//                revisions, leases, alarms, auth, events... everything apply reads.
+//   3. Engine:   every engine family is replaced by the snapshot's records at once
+//                (ReplaceEngineContents: streamed from the file into one SST file per family,
+//                ingested atomically; readers see the old state or the new one), durable when
+//                it returns (the engine is flushed: its own WAL is off). The snapshot carries
+//                the applied index, the membership, the revisions, leases, alarms, auth,
+//                events... everything apply reads.
 //   4. Log:      the WAL is reset to hold one placeholder entry (index, term): the log
 //                continues after the snapshot (RaftLogStorage::ResetToSnapshot).
 //   5. Unmark:   the marker is removed (directory synced), then incoming.snap.

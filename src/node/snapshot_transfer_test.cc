@@ -426,7 +426,7 @@ TEST_F(SnapshotTransferTest, StagedSnapshotWithoutMarkerIsDropped) {
   EXPECT_EQ(nodes_[1]->GetSnapshotStats().installed, 0u);
 }
 
-// Over the real transport, a snapshot of ~1.5 MiB goes in 16 KiB chunks to a receiver whose
+// Over the real transport, a snapshot of over 1 MiB goes in 16 KiB chunks to a receiver whose
 // in-memory bound is 64 KiB: it is refused unless the leader streams it from its file and the
 // receiver stages it chunk by chunk on disk.
 TEST_F(SnapshotTransferTest, SnapshotLargerThanMemoryBoundIsStreamedOverGrpc) {
