@@ -417,11 +417,11 @@ class Node {
   bool snapshot_wanted_ = false;                               // GUARDED_BY(snapshot_mutex_)
   bool snapshot_stopping_ = false;                             // GUARDED_BY(snapshot_mutex_)
   std::shared_ptr<const PreparedSnapshot> prepared_snapshot_;  // GUARDED_BY(snapshot_mutex_)
+  SnapshotStats snapshot_stats_;                               // GUARDED_BY(snapshot_mutex_)
+  std::thread snapshot_thread_;
   // Follower, raft thread only: the files of the kSnapshot messages stepped in the last round
   // (the transport's staged copies); those the install did not take are deleted next round.
   std::vector<std::string> stepped_snapshot_files_;
-  SnapshotStats snapshot_stats_;  // GUARDED_BY(snapshot_mutex_)
-  std::thread snapshot_thread_;
   std::thread apply_thread_;
   std::thread checkpoint_thread_;
   bool closed_ = false;
