@@ -597,6 +597,39 @@ TEST_P(EngineConformanceTest, ContentsReplacementReplacesEveryFamilyExactly) {
   }
 }
 
+// A crash right after RocksDB ingested a replacement's files (linked into the database) and
+// before it unlinked their original names leaves those names behind; the install's redo reuses
+// them. Writing there must not truncate the database's linked SST file.
+TEST_P(EngineConformanceTest, ContentsReplacementDoesNotWriteThroughLeftoverLinks) {
+  if (holder_.kind() != EngineKind::kRocksDb) GTEST_SKIP() << "RocksDB files only";
+  ScratchDir scratch;
+  const std::string prefix = scratch.path() + "/replacement.";
+  auto first = engine()->NewContentsReplacement(prefix);
+  ASSERT_TRUE(first.ok());
+  for (int i = 100; i < 200; ++i) {  // three digits: added in key order
+    ASSERT_TRUE((*first)->Add(Family::kKvLatest, Numbered("key", i), Numbered("v", i)).ok());
+  }
+  ASSERT_TRUE((*first)->Commit().ok());
+  first->reset();
+  // The leftover name: a hard link to a live SST file of the database.
+  std::string live_sst;
+  for (const auto& entry : std::filesystem::directory_iterator(holder_.options().path)) {
+    if (entry.path().extension() == ".sst") live_sst = entry.path().string();
+  }
+  ASSERT_FALSE(live_sst.empty());
+  const uint64_t live_size = std::filesystem::file_size(live_sst);
+  std::filesystem::create_hard_link(live_sst, prefix + "kv_latest.sst");
+
+  auto second = engine()->NewContentsReplacement(prefix);
+  ASSERT_TRUE(second.ok());
+  ASSERT_TRUE((*second)->Add(Family::kKvLatest, "only", "one").ok());
+  ASSERT_TRUE((*second)->Commit().ok());
+  second->reset();
+  EXPECT_EQ(std::filesystem::file_size(live_sst), live_size) << "the live SST file was rewritten";
+  holder_.Reopen();
+  EXPECT_EQ(ScanAll(engine(), Family::kKvLatest), (KeyValues{{"only", "one"}}));
+}
+
 TEST_P(EngineConformanceTest, ConcurrentReadersSeeWholeBatches) {
   std::atomic<bool> done = false;
   std::atomic<int> checks = 0;

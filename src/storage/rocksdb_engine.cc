@@ -764,6 +764,12 @@ class SstReplacement final : public ContentsReplacement {
                                    engine_->db()->GetOptions(handle));
     auto writer = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), options, handle);
     paths_[index] = prefix_ + std::string(FamilyName(family)) + ".sst";
+    // A file left at that path by a crash may be a hard link to an SST file the database
+    // ingested (move_files links): unlink the name rather than truncate the shared file.
+    rocksdb::Status removed = rocksdb::Env::Default()->DeleteFile(paths_[index]);
+    if (!removed.ok() && !removed.IsNotFound() && !removed.IsPathNotFound()) {
+      return FromRocks(removed);
+    }
     CAIRN_RETURN_IF_ERROR(FromRocks(writer->Open(paths_[index])));
     writers_[index] = std::move(writer);
     rocksdb::ReadOptions read_options;
