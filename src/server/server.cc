@@ -14,6 +14,7 @@
 
 #include "src/base/logging.h"
 #include "src/env/posix_file_system.h"
+#include "src/node/snapshot_install.h"
 
 namespace cairn::server {
 
@@ -326,6 +327,7 @@ Status Server::ListenPeers() {
                                                  if (node::Node* node = node_slot->load())
                                                    node->Step(std::move(message));
                                                });
+  peer_service_->set_snapshot_staging_dir(node::SnapshotDir(options_.data_dir));
   peer_service_->set_renew_lease(
       [manager = lease_manager_.get()](int64_t id) { return manager->RenewHere(id); });
   peer_service_->set_list_members([node = node_.get()] {
