@@ -31,6 +31,13 @@ void NameThread(const char* name) { pthread_setname_np(pthread_self(), name); }
 
 Status NoLeaderError() { return Status::Unavailable("etcdserver: no leader"); }
 Status TimeoutError() { return Status::Unavailable("etcdserver: request timed out"); }
+// etcd's ErrGRPCTimeoutDueToLeaderFail: the leader changed while the write waited (a proposal
+// forwarded to a leader that then failed is lost with it, or may still commit later: the
+// client cannot know, as with any timeout).
+Status LeaderFailTimeoutError() {
+  return Status::Unavailable(
+      "etcdserver: request timed out, possibly due to previous leader failure");
+}
 Status TooManyRequestsError() { return Status::ResourceExhausted("etcdserver: too many requests"); }
 Status StoppingError() { return Status::Unavailable("cairn: the member is shutting down"); }
 
@@ -338,9 +345,10 @@ void Node::Propose(command::Command command, Done done) {
     std::lock_guard lock(inbox_mutex_);
     refused = InboxRefusal();
     if (refused.ok()) {
-      CAIRN_CHECK(RegisterWaiter(
-          request_id,
-          Waiter{.done = std::move(done), .deadline_ms = NowMs() + options_.request_timeout_ms}));
+      CAIRN_CHECK(
+          RegisterWaiter(request_id, Waiter{.done = std::move(done),
+                                            .deadline_ms = NowMs() + options_.request_timeout_ms,
+                                            .leader = leader_id_.load(std::memory_order_acquire)}));
       inbox_.proposals.emplace_back(request_id, std::move(payload));
       ++inbox_requests_;
     }
@@ -379,7 +387,8 @@ void Node::ProposeConfigChange(raft::ConfigChangeType type, command::Member memb
     } else {
       CAIRN_CHECK(
           RegisterWaiter(request_id, Waiter{.config_done = std::move(done),
-                                            .deadline_ms = NowMs() + options_.request_timeout_ms}));
+                                            .deadline_ms = NowMs() + options_.request_timeout_ms,
+                                            .leader = leader_id_.load(std::memory_order_acquire)}));
       inbox_.config_changes.emplace_back(request_id, std::move(change));
     }
   }
@@ -761,9 +770,11 @@ void Node::ExpireRequests() {
     std::lock_guard lock(waiters_mutex_);
     TakeExpired(waiters_, now, &expired);
   }
+  const uint64_t leader = leader_id_.load(std::memory_order_acquire);
   for (Waiter& waiter : expired) {
-    if (waiter.done) waiter.done(TimeoutError(), {});
-    if (waiter.config_done) waiter.config_done(TimeoutError(), {});
+    const Status timeout = waiter.leader != leader ? LeaderFailTimeoutError() : TimeoutError();
+    if (waiter.done) waiter.done(timeout, {});
+    if (waiter.config_done) waiter.config_done(timeout, {});
   }
   std::vector<PendingRead> stale;
   for (auto it = reads_in_flight_.begin(); it != reads_in_flight_.end();) {

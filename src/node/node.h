@@ -248,6 +248,7 @@ class Node {
     Done done;
     ConfigDone config_done;
     int64_t deadline_ms = 0;
+    uint64_t leader = 0;  // the leader known when it was proposed (its timeout error says so)
   };
   struct PendingRead {
     ReadDone done;
