@@ -14,6 +14,14 @@ std::string EncodeU64(uint64_t v) {
   return out;
 }
 
+// Stamps the directory with this binary's format version, durably.
+Status WriteFormatVersion(storage::Engine* engine) {
+  auto batch = engine->NewWriteBatch();
+  batch->Put(storage::Family::kMeta, kFormatVersionKey, EncodeU64(kFormatVersion));
+  CAIRN_RETURN_IF_ERROR(engine->Write(batch.get()));
+  return engine->Flush();
+}
+
 Result<uint64_t> ReadU64(storage::Engine* engine, std::string_view key, uint64_t missing) {
   std::string value;
   CAIRN_ASSIGN_OR_RETURN(bool found,
@@ -34,16 +42,10 @@ Result<std::unique_ptr<Applier>> Applier::Open(storage::Engine* engine, mvcc::Kv
   CAIRN_ASSIGN_OR_RETURN(uint64_t applied, ReadU64(engine, kAppliedIndexKey, 0));
   if (version == 0) {
     if (applied != 0) return Status::Corruption("applied index set but no format version");
-    auto batch = engine->NewWriteBatch();
-    batch->Put(storage::Family::kMeta, kFormatVersionKey, EncodeU64(kFormatVersion));
-    CAIRN_RETURN_IF_ERROR(engine->Write(batch.get()));
-    CAIRN_RETURN_IF_ERROR(engine->Flush());
+    CAIRN_RETURN_IF_ERROR(WriteFormatVersion(engine));
   } else if (version == 2) {
     CAIRN_RETURN_IF_ERROR(events::MoveIdEntriesToIdFamily(engine));
-    auto batch = engine->NewWriteBatch();
-    batch->Put(storage::Family::kMeta, kFormatVersionKey, EncodeU64(kFormatVersion));
-    CAIRN_RETURN_IF_ERROR(engine->Write(batch.get()));
-    CAIRN_RETURN_IF_ERROR(engine->Flush());
+    CAIRN_RETURN_IF_ERROR(WriteFormatVersion(engine));
     log::Get("node")->info(
         "data format upgraded from version 2 to {}: event ids in their own family", kFormatVersion);
   } else if (version != kFormatVersion) {

@@ -492,6 +492,9 @@ Result<std::unique_ptr<Engine>> RocksDbEngineImpl::Open(const EngineOptions& opt
           rocksdb::NewFixedPrefixTransform(options.point_lookup_key_bytes[index]));
       family_options.memtable_factory.reset(
           rocksdb::NewHashLinkListRepFactory(kPointLookupBuckets));
+      // The memtable bloom adds a key's prefix and, with whole-key filtering, the key again:
+      // here they are the same bytes, so the prefix alone (one bloom update per insert).
+      family_options.memtable_whole_key_filtering = false;
     }
     descriptors.emplace_back(std::string(FamilyName(family)), family_options);
   }
