@@ -203,6 +203,11 @@ cairn_lease=${BASH_REMATCH[1]}
 grant_json=$(cairn_ctl lease grant 100 -w json)
 [[ "$grant_json" =~ ^\{\"cluster_id\":[0-9]+,\"member_id\":[0-9]+,\"revision\":[0-9]+,\"raft_term\":[0-9]+,\"ID\":[0-9]+,\"TTL\":100,\"Error\":\"\"\}$ ]] ||
   fail "lease grant json: [$grant_json]"
+# Revoke it: while a lease lives, cairnd checkpoints its remaining TTL through the log every
+# 5 s, which would move the raft index between the two "endpoint status" calls below.
+json_lease=$(printf '%016x' "$(grep -o '"ID":[0-9]*' <<<"$grant_json" | cut -d: -f2)")
+expect_eq "lease revoke json-granted" "$(cairn_ctl lease revoke "$json_lease")" \
+  "lease $json_lease revoked"
 expect_eq "lease revoke" "$(cairn_ctl lease revoke "$cairn_lease")" "lease $cairn_lease revoked"
 expect_eq "revoke again" "$(cairn_ctl lease revoke "$cairn_lease" 2>&1 || echo "status $?")" \
   "Error: failed to revoke lease (etcdserver: requested lease not found)${nl}status 1"
