@@ -213,11 +213,15 @@ class EventsService::Subscription final : public grpc::ServerWriteReactor<v1::Su
     StartWrite(&current_);
   }
 
+  // The first status wins. Finishes once no write is in flight: also when the call was
+  // already ending (a cancel while writing ends it; the write's failed OnWriteDone comes
+  // here after and must finish it, or the call never completes and blocks shutdown).
   void EndLocked(std::unique_lock<std::mutex>* lock, const grpc::Status& status) {
-    if (finishing_) return;
-    finishing_ = true;
-    final_status_ = status;
-    queue_.clear();
+    if (!finishing_) {
+      finishing_ = true;
+      final_status_ = status;
+      queue_.clear();
+    }
     FinishIfIdleLocked(lock);
   }
 
