@@ -249,11 +249,90 @@ Status VisitLatest(View* view, const KeyRange& range, const LatestVisitor& visit
   return it->status();
 }
 
+namespace {
+
+// Live keys of kv_latest in [lower, upper) (upper empty: to the end), walked.
+Status WalkCount(View* view, std::string_view lower, std::string_view upper, int64_t* count) {
+  KeyRange range;
+  range.key = lower;
+  range.end = upper;
+  range.kind = upper.empty() ? KeyRange::Kind::kToEnd : KeyRange::Kind::kInterval;
+  return VisitLatest(view, range, [&](std::string_view, const format::RecordView&) {
+    ++*count;
+    return true;
+  });
+}
+
+}  // namespace
+
+Status CountLatest(View* view, const KeyRange& range, int64_t* count) {
+  *count = 0;
+  if (range.Empty()) return Status::Ok();
+  if (range.kind == KeyRange::Kind::kSingle || !view->has_key_count_blocks()) {
+    return VisitLatest(view, range, [&](std::string_view, const format::RecordView&) {
+      ++*count;
+      return true;
+    });
+  }
+  const std::string_view end = range.kind == KeyRange::Kind::kInterval ? range.end : "";
+  storage::ReadOptions options;
+  options.lower_bound = format::kMetaKeyCountBlockPrefix;
+  options.upper_bound = format::kMetaKeyCountBlockEnd;
+  std::unique_ptr<storage::Iterator> blocks = view->NewIterator(Family::kMeta, options);
+  std::string target(format::kMetaKeyCountBlockPrefix);
+  target.append(range.key);
+  blocks->SeekForPrev(target);
+  if (!blocks->Valid()) {
+    CAIRN_RETURN_IF_ERROR(blocks->status());
+    return WalkCount(view, range.key, end, count);  // no key was ever created
+  }
+  // Block [fence, next): whole when the range covers it, else walked where they overlap.
+  std::string fence;
+  std::string next(blocks->key().substr(format::kMetaKeyCountBlockPrefix.size()));
+  while (true) {
+    fence.swap(next);
+    int64_t block_count = 0;
+    if (!format::DecodeMetaRevision(blocks->value(), &block_count)) {
+      return Status::Corruption("mvcc: undecodable key count block");
+    }
+    blocks->Next();
+    const bool last = !blocks->Valid();
+    if (last) {
+      CAIRN_RETURN_IF_ERROR(blocks->status());
+      next.clear();
+    } else {
+      next.assign(blocks->key().substr(format::kMetaKeyCountBlockPrefix.size()));
+    }
+    const bool starts_inside = fence >= range.key;
+    const bool ends_inside = end.empty() || (!last && next <= end);
+    if (starts_inside && ends_inside) {
+      *count += block_count;
+    } else {
+      const std::string_view lower = starts_inside ? std::string_view(fence) : range.key;
+      const std::string_view upper = ends_inside ? std::string_view(next) : end;
+      CAIRN_RETURN_IF_ERROR(WalkCount(view, lower, upper, count));
+    }
+    if (last || (!end.empty() && next >= end)) return Status::Ok();
+  }
+}
+
 Status RangeKeys(View* view, const KeyRange& range, int64_t revision, bool at_latest, int64_t limit,
                  bool count_only, std::vector<mvccpb::KeyValue>* kvs, int64_t* count) {
   *count = 0;
   if (range.Empty()) return Status::Ok();
   if (!at_latest) return RangeHistory(view, range, revision, limit, count_only, kvs, count);
+  if (view->has_key_count_blocks() && range.kind != KeyRange::Kind::kSingle &&
+      (count_only || limit > 0)) {
+    // The first `limit` keys, then the count from the blocks.
+    if (!count_only) {
+      CAIRN_RETURN_IF_ERROR(
+          VisitLatest(view, range, [&](std::string_view key, const format::RecordView& record) {
+            FillKeyValue(key, record, &kvs->emplace_back());
+            return static_cast<int64_t>(kvs->size()) < limit;
+          }));
+    }
+    return CountLatest(view, range, count);
+  }
   return VisitLatest(view, range, [&](std::string_view key, const format::RecordView& record) {
     ++*count;
     if (!count_only && (limit <= 0 || static_cast<int64_t>(kvs->size()) < limit)) {

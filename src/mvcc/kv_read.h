@@ -27,19 +27,27 @@ class View {
   // options.snapshot is set by the view.
   virtual std::unique_ptr<storage::Iterator> NewIterator(storage::Family family,
                                                          storage::ReadOptions options) = 0;
+  // Whether the view's key count blocks (key_count_blocks.h) match its kv_latest, so that
+  // counts may add them up. Not within an apply batch: a command's blocks are written when
+  // it ends, after its own ranges ran.
+  virtual bool has_key_count_blocks() const { return false; }
 };
 
 class SnapshotView final : public View {
  public:
-  SnapshotView(storage::Engine* engine, const storage::Snapshot* snapshot)
-      : engine_(engine), snapshot_(snapshot) {}
+  // key_count_blocks: the engine's key count blocks are maintained (KvState's engines).
+  SnapshotView(storage::Engine* engine, const storage::Snapshot* snapshot,
+               bool key_count_blocks = false)
+      : engine_(engine), snapshot_(snapshot), key_count_blocks_(key_count_blocks) {}
   Result<bool> Get(storage::Family family, std::string_view key, std::string* value) override;
   std::unique_ptr<storage::Iterator> NewIterator(storage::Family family,
                                                  storage::ReadOptions options) override;
+  bool has_key_count_blocks() const override { return key_count_blocks_; }
 
  private:
   storage::Engine* const engine_;
   const storage::Snapshot* const snapshot_;
+  const bool key_count_blocks_;
 };
 
 class BatchView final : public View {
@@ -69,6 +77,11 @@ struct KeyRange {
 // until `visit` returns false. `record.value` views storage valid only during the call.
 using LatestVisitor = std::function<bool(std::string_view key, const format::RecordView&)>;
 Status VisitLatest(View* view, const KeyRange& range, const LatestVisitor& visit);
+
+// The number of live keys of `range` at the latest state of `view`: the key count blocks
+// it covers whole, and a walk of kv_latest in the partial ones (all of it when the view has
+// no blocks).
+Status CountLatest(View* view, const KeyRange& range, int64_t* count);
 
 // Reads one live key at the latest state. Returns false when absent.
 Result<bool> GetLatest(View* view, std::string_view key, std::string* buffer,

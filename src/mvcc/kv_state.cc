@@ -97,6 +97,7 @@ KvState::KvState(storage::Engine* engine, std::shared_ptr<HistoryCompactionFilte
       filter_(std::move(filter)),
       pending_(revisions),
       written_(revisions),
+      key_count_blocks_(options.key_count_block_keys),
       cache_(options.latest_cache_bytes),
       published_current_(revisions.current),
       published_compacted_(revisions.compacted),
@@ -150,12 +151,15 @@ Result<std::unique_ptr<KvState>> KvState::Open(
   CAIRN_CHECK(engine != nullptr && filter != nullptr);
   CAIRN_ASSIGN_OR_RETURN(Revisions revisions, LoadRevisions(engine));
   filter->SetCompactedRevision(revisions.compacted);
-  return std::unique_ptr<KvState>(new KvState(engine, std::move(filter), revisions, options));
+  std::unique_ptr<KvState> kv(new KvState(engine, std::move(filter), revisions, options));
+  CAIRN_RETURN_IF_ERROR(kv->key_count_blocks_.Load(engine, revisions.key_count));
+  return kv;
 }
 
 Status KvState::Reload() {
   CAIRN_CHECK(pending_latest_.empty());
   CAIRN_ASSIGN_OR_RETURN(Revisions revisions, LoadRevisions(engine_));
+  CAIRN_RETURN_IF_ERROR(key_count_blocks_.Load(engine_, revisions.key_count));
   filter_->SetCompactedRevision(revisions.compacted);
   cache_.BeginPublish();
   cache_.Clear(revisions.current);
@@ -203,7 +207,7 @@ bool KvState::CachedPointRange(const etcdserverpb::RangeRequest& req,
     Revisions revisions;
     *status = ReadRevisions(snapshot.get(), &revisions);
     if (!status->ok()) return true;
-    internal::SnapshotView view(engine_, snapshot.get());
+    internal::SnapshotView view(engine_, snapshot.get(), /*key_count_blocks=*/true);
     Result<bool> found = view.Get(Family::kKvLatest, req.key(), &record);
     if (!found.ok()) {
       *status = found.status();
@@ -242,7 +246,7 @@ Status KvState::Range(const etcdserverpb::RangeRequest& req,
   std::shared_ptr<const storage::Snapshot> snapshot = engine_->GetSnapshot();
   Revisions revisions;
   CAIRN_RETURN_IF_ERROR(ReadRevisions(snapshot.get(), &revisions));
-  internal::SnapshotView view(engine_, snapshot.get());
+  internal::SnapshotView view(engine_, snapshot.get(), /*key_count_blocks=*/true);
   int64_t read_revision = 0;
   CAIRN_RETURN_IF_ERROR(internal::ExecuteRange(&view, req, revisions.current, revisions.compacted,
                                                resp, &read_revision));
@@ -266,7 +270,7 @@ Status KvState::ReadOnlyTxn(const etcdserverpb::TxnRequest& req,
   std::shared_ptr<const storage::Snapshot> snapshot = engine_->GetSnapshot();
   Revisions revisions;
   CAIRN_RETURN_IF_ERROR(ReadRevisions(snapshot.get(), &revisions));
-  internal::SnapshotView view(engine_, snapshot.get());
+  internal::SnapshotView view(engine_, snapshot.get(), /*key_count_blocks=*/true);
   internal::CommandExecutor executor(&view, nullptr, revisions.current, revisions.compacted,
                                      nullptr);
   Status status = executor.Txn(req, /*write_txn=*/false, resp);
@@ -292,7 +296,7 @@ Status KvState::HashKV(int64_t revision, etcdserverpb::HashKVResponse* resp) con
     if (revision > 0 && revision < revisions.compacted) return ErrCompacted();
     if (revision > 0 && revision > revisions.current) return ErrFutureRev();
     int64_t hash_revision = revision == 0 ? revisions.current : revision;
-    internal::SnapshotView view(engine_, snapshot.get());
+    internal::SnapshotView view(engine_, snapshot.get(), /*key_count_blocks=*/true);
     CAIRN_ASSIGN_OR_RETURN(uint32_t hash, HashHistory(&view, revisions.compacted, hash_revision));
     // Entries the filter dropped under a compaction newer than the snapshot would change the
     // hash: take a newer snapshot.
@@ -339,9 +343,12 @@ Status KvState::ApplyWrite(storage::WriteBatch* batch, Response* resp,
                                      events != nullptr ? &command_events : nullptr);
   std::vector<internal::LatestChange> latest_changes;
   if (cache_.enabled()) executor.set_latest_changes(&latest_changes);
+  std::vector<internal::KeyCountChange> key_count_changes;
+  executor.set_key_count_changes(&key_count_changes);
   executor.set_lease_index(leases_);
   batch->SetSavePoint();
   Status status = execute(executor);
+  if (status.ok()) status = key_count_blocks_.Apply(&view, batch, key_count_changes);
   if (!status.ok()) {
     CAIRN_CHECK_OK(batch->RollbackToSavePoint());
     resp->Clear();
@@ -470,6 +477,7 @@ void KvState::OnBatchWritten() {
     }
   }
   pending_latest_.clear();
+  key_count_blocks_.OnBatchWritten();
   published_key_count_.store(written_.key_count);
   published_current_.store(written_.current);
   cache_.EndPublish();
@@ -480,6 +488,7 @@ void KvState::OnBatchWritten() {
 void KvState::OnBatchAborted() {
   pending_ = written_;
   pending_latest_.clear();
+  key_count_blocks_.OnBatchAborted();
 }
 
 Status KvState::CompactPhysically() { return engine_->CompactRange(Family::kKvHistory, "", ""); }

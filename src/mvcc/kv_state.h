@@ -30,6 +30,7 @@
 #include "src/base/result.h"
 #include "src/base/status.h"
 #include "src/mvcc/compaction_filter.h"
+#include "src/mvcc/key_count_blocks.h"
 #include "src/mvcc/kv_txn.h"
 #include "src/mvcc/latest_cache.h"
 #include "src/mvcc/lease_index.h"
@@ -42,6 +43,9 @@ struct KvStateOptions {
   // Bytes of the cache of hot keys' current records (latest_cache.h) that serves point reads
   // at the current revision; 0 disables it. Default: 64 MiB.
   size_t latest_cache_bytes = 64ull << 20;
+  // Target keys per key count block (key_count_blocks.h): a count walks at most about
+  // 4 x this many keys at its edges plus one entry per block in between. Default: 512.
+  int64_t key_count_block_keys = 512;
 };
 
 class KvState {
@@ -171,6 +175,8 @@ class KvState {
   // Apply thread only: kv_latest changes of the unwritten batch, published to the cache
   // together with the revision in OnBatchWritten.
   std::vector<internal::LatestChange> pending_latest_;
+  // Apply thread only: the key count blocks, including the unwritten batch's commands.
+  internal::KeyCountBlocks key_count_blocks_;
   mutable LatestCache cache_;
   LeaseIndex* leases_ = nullptr;
 

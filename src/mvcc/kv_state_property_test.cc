@@ -520,7 +520,14 @@ void AssertSameEvents(const std::vector<mvccpb::Event>& got,
 }
 
 struct Harness {
-  explicit Harness(EngineKind kind) : store(kind), shadow(EngineKind::kMemory) {}
+  // The store's key count blocks are tiny, so that the few keys split and merge them.
+  explicit Harness(EngineKind kind)
+      : store(kind, TinyCountBlocks(kind)), shadow(EngineKind::kMemory) {}
+  static KvStateOptions TinyCountBlocks(EngineKind kind) {
+    KvStateOptions options;
+    options.key_count_block_keys = kind == EngineKind::kMemory ? 2 : 1;
+    return options;
+  }
   Store store;
   Store shadow;   // same commands, never compacted physically: HashKV must agree
   Model model;    // written batches plus the one being built

@@ -24,14 +24,16 @@ inline std::string Nul() { return std::string(1, '\0'); }
 // A KvState and its engine; each shorthand applies one command in its own batch.
 class Store {
  public:
-  explicit Store(EngineKind kind)
-      : filter_(std::make_shared<HistoryCompactionFilterFactory>()), holder_(kind, filter_) {
+  explicit Store(EngineKind kind, const KvStateOptions& options = {})
+      : filter_(std::make_shared<HistoryCompactionFilterFactory>()),
+        holder_(kind, filter_),
+        options_(options) {
     Open();
   }
 
   void Open() {
     kv_.reset();
-    auto opened = KvState::Open(holder_.engine(), filter_);
+    auto opened = KvState::Open(holder_.engine(), filter_, options_);
     CAIRN_CHECK_OK(opened.status());
     kv_ = std::move(opened).value();
   }
@@ -114,6 +116,7 @@ class Store {
  private:
   std::shared_ptr<HistoryCompactionFilterFactory> filter_;
   storage::testing::EngineHolder holder_;
+  const KvStateOptions options_;
   std::unique_ptr<KvState> kv_;
 };
 

@@ -81,7 +81,10 @@ Status CommandExecutor::Put(const etcdserverpb::PutRequest& req, etcdserverpb::P
   }
   CAIRN_RETURN_IF_ERROR(WriteHistory(req.key(), revision, history));
   ++changes_;
-  if (!found) ++key_delta_;
+  if (!found) {
+    ++key_delta_;
+    if (key_count_changes_ != nullptr) key_count_changes_->push_back({req.key(), +1});
+  }
   return Status::Ok();
 }
 
@@ -137,6 +140,7 @@ Status CommandExecutor::DeleteRange(const etcdserverpb::DeleteRangeRequest& req,
       CAIRN_RETURN_IF_ERROR(WriteHistory(kv.key(), revision, tombstone));
       ++changes_;
       --key_delta_;
+      if (key_count_changes_ != nullptr) key_count_changes_->push_back({kv.key(), -1});
       ++deleted;
       if (events_ != nullptr) {
         mvccpb::KeyValue deleted_kv;

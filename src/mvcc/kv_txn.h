@@ -14,6 +14,7 @@
 #include "etcdserverpb/rpc.pb.h"
 #include "mvccpb/kv.pb.h"
 #include "src/base/status.h"
+#include "src/mvcc/key_count_blocks.h"
 #include "src/mvcc/kv_read.h"
 #include "src/mvcc/lease_index.h"
 #include "src/storage/engine.h"
@@ -41,6 +42,8 @@ class CommandExecutor {
 
   // Every kv_latest write of this command is also appended to *changes (when set).
   void set_latest_changes(std::vector<LatestChange>* changes) { latest_changes_ = changes; }
+  // Every live key the command creates or deletes is also appended to *changes (when set).
+  void set_key_count_changes(std::vector<KeyCountChange>* changes) { key_count_changes_ = changes; }
   // Puts check that their lease exists and every lease change is reported (when set).
   void set_lease_index(LeaseIndex* leases) { leases_ = leases; }
 
@@ -85,6 +88,7 @@ class CommandExecutor {
   const int64_t compacted_;
   std::vector<mvccpb::Event>* const events_;
   std::vector<LatestChange>* latest_changes_ = nullptr;
+  std::vector<KeyCountChange>* key_count_changes_ = nullptr;
   LeaseIndex* leases_ = nullptr;
   int64_t changes_ = 0;
   int64_t key_delta_ = 0;

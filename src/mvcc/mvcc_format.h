@@ -31,6 +31,13 @@ inline constexpr std::string_view kMetaCompactedRevisionKey = "kv/compacted_revi
 // The number of live keys (kv_latest entries), fixed64 like the revisions; written when it
 // changes. Data written before it existed gets it counted once at open.
 inline constexpr std::string_view kMetaKeyCountKey = "kv/key_count";
+// Key count blocks: "kv/count/" + fence -> fixed64 number of live keys in [fence, next
+// fence). The first fence is "" (below every key); they exist once a key was created.
+// A Range's count at the current revision adds up whole blocks and walks only the partial
+// blocks at its edges (key_count_blocks.h). Not part of the replicated state's hash: each
+// member's boundaries follow from its own history, the counts are exact on all of them.
+inline constexpr std::string_view kMetaKeyCountBlockPrefix = "kv/count/";
+inline constexpr std::string_view kMetaKeyCountBlockEnd = "kv/count0";  // '/' + 1
 
 // etcd starts at revision 1 with nothing in it; the first write is revision 2.
 inline constexpr int64_t kInitialRevision = 1;

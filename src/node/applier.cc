@@ -43,11 +43,12 @@ Result<std::unique_ptr<Applier>> Applier::Open(storage::Engine* engine, mvcc::Kv
   if (version == 0) {
     if (applied != 0) return Status::Corruption("applied index set but no format version");
     CAIRN_RETURN_IF_ERROR(WriteFormatVersion(engine));
-  } else if (version == 2) {
-    CAIRN_RETURN_IF_ERROR(events::MoveIdEntriesToIdFamily(engine));
+  } else if (version == 2 || version == 3) {
+    // 2 -> 3: event ids move to their own family. 3 -> 4: the key count blocks, which `kv`
+    // built when it opened.
+    if (version == 2) CAIRN_RETURN_IF_ERROR(events::MoveIdEntriesToIdFamily(engine));
     CAIRN_RETURN_IF_ERROR(WriteFormatVersion(engine));
-    log::Get("node")->info(
-        "data format upgraded from version 2 to {}: event ids in their own family", kFormatVersion);
+    log::Get("node")->info("data format upgraded from version {} to {}", version, kFormatVersion);
   } else if (version != kFormatVersion) {
     return Status::FailedPrecondition("data directory has format version " +
                                       std::to_string(version) + "; this binary reads version " +

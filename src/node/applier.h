@@ -42,7 +42,10 @@ inline constexpr std::string_view kFormatVersionKey = "node/format_version";
 // meta.
 // Version 3: the event id entries live in their own family (kEventIds); a version-2 directory
 // is upgraded at open (events::MoveIdEntriesToIdFamily).
-inline constexpr uint64_t kFormatVersion = 3;
+// Version 4: the meta family holds key count blocks ("kv/count/", src/mvcc/key_count_blocks.h),
+// which an older binary would not maintain; KvState::Open builds them for a version-3
+// directory, which is then stamped 4.
+inline constexpr uint64_t kFormatVersion = 4;
 
 class Applier {
  public:

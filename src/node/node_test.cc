@@ -11,6 +11,7 @@
 #include "src/base/coding.h"
 #include "src/env/fault_injection_file_system.h"
 #include "src/env/posix_file_system.h"
+#include "src/mvcc/mvcc_format.h"
 #include "src/node/applier.h"
 #include "src/node/snapshot.h"
 #include "src/storage/rocksdb_engine.h"
@@ -35,6 +36,7 @@ class NodeTest : public ::testing::Test {
     options.data_dir = dir_.string();
     options.engine.block_cache_bytes = 8 << 20;
     options.checkpoint_interval_entries = checkpoint_entries;
+    options.kv.key_count_block_keys = key_count_block_keys_;
     return Node::Open(std::move(options));
   }
 
@@ -54,7 +56,30 @@ class NodeTest : public ::testing::Test {
     return command;
   }
 
+  // Runs `body` on the state engine of a closed node's directory.
+  void WithEngine(const std::function<void(storage::Engine*)>& body) {
+    storage::EngineOptions options;
+    options.path = dir_.string() + "/state";
+    options.block_cache_bytes = 8 << 20;
+    auto engine = storage::RocksDbEngine::Open(options);
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    body(engine->get());
+  }
+  static uint64_t FormatVersion(storage::Engine* engine) {
+    std::string value;
+    EXPECT_TRUE(*engine->Get({}, storage::Family::kMeta, kFormatVersionKey, &value));
+    return value.size() == 8 ? coding::DecodeFixed64(value.data()) : 0;
+  }
+  static void SetFormatVersion(storage::Engine* engine, uint64_t version) {
+    std::string value;
+    coding::PutFixed64(&value, version);
+    auto batch = engine->NewWriteBatch();
+    batch->Put(storage::Family::kMeta, kFormatVersionKey, value);
+    ASSERT_TRUE(engine->Write(batch.get()).ok());
+  }
+
   fs::path dir_;
+  int64_t key_count_block_keys_ = mvcc::KvStateOptions{}.key_count_block_keys;
 };
 
 TEST_F(NodeTest, ProposalsApplyInOrderAndAdvanceAppliedIndex) {
@@ -143,26 +168,13 @@ TEST_F(NodeTest, ReopenReplaysTheLogAfterTheAppliedIndex) {
 }
 
 // Format 2 kept the event id entries in the events family: an open moves them to kEventIds and
-// stamps format 3; a directory of an unknown format still refuses to open.
+// stamps the current format; a directory of an unknown format still refuses to open.
 TEST_F(NodeTest, FormatTwoDirectoryIsUpgradedAtOpen) {
   ASSERT_TRUE(OpenNode().ok());
   const std::string id_key = "I" + std::string(16, '\x7f');
   const std::string id_value = "pointer";
-  auto with_engine = [&](const std::function<void(storage::Engine*)>& body) {
-    storage::EngineOptions options;
-    options.path = dir_.string() + "/state";
-    options.block_cache_bytes = 8 << 20;
-    auto engine = storage::RocksDbEngine::Open(options);
-    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
-    body(engine->get());
-  };
-  auto format_version = [](storage::Engine* engine) {
-    std::string value;
-    EXPECT_TRUE(*engine->Get({}, storage::Family::kMeta, kFormatVersionKey, &value));
-    return value.size() == 8 ? coding::DecodeFixed64(value.data()) : 0;
-  };
-  with_engine([&](storage::Engine* engine) {
-    EXPECT_EQ(format_version(engine), kFormatVersion);
+  WithEngine([&](storage::Engine* engine) {
+    EXPECT_EQ(FormatVersion(engine), kFormatVersion);
     auto batch = engine->NewWriteBatch();
     std::string two;
     coding::PutFixed64(&two, 2);
@@ -171,21 +183,74 @@ TEST_F(NodeTest, FormatTwoDirectoryIsUpgradedAtOpen) {
     ASSERT_TRUE(engine->Write(batch.get()).ok());
   });
   ASSERT_TRUE(OpenNode().ok());
-  with_engine([&](storage::Engine* engine) {
-    EXPECT_EQ(format_version(engine), 3u);
+  WithEngine([&](storage::Engine* engine) {
+    EXPECT_EQ(FormatVersion(engine), kFormatVersion);
     EXPECT_FALSE(*engine->Get({}, storage::Family::kEvents, id_key, nullptr));
     std::string value;
     EXPECT_TRUE(*engine->Get({}, storage::Family::kEventIds, id_key, &value));
     EXPECT_EQ(value, id_value);
-    std::string four;
-    coding::PutFixed64(&four, 4);
-    auto batch = engine->NewWriteBatch();
-    batch->Put(storage::Family::kMeta, kFormatVersionKey, four);
-    ASSERT_TRUE(engine->Write(batch.get()).ok());
+    SetFormatVersion(engine, kFormatVersion + 1);
   });
   Result<std::unique_ptr<Node>> refused = OpenNode();
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+}
+
+// Format 3 had no key count blocks: an open builds them from kv_latest and stamps the current
+// format, and counts add them up.
+TEST_F(NodeTest, FormatThreeDirectoryGetsKeyCountBlocksAtOpen) {
+  key_count_block_keys_ = 4;
+  auto key = [](int i) { return std::string(i < 10 ? "k0" : "k") + std::to_string(i); };
+  {
+    auto node = OpenNode();
+    ASSERT_TRUE(node.ok()) << node.status().ToString();
+    for (int i = 0; i < 30; ++i) {
+      ASSERT_TRUE(ProposeAndWait(node->get(), PutCommand(key(i), "v")).first.ok());
+    }
+  }
+  auto blocks = [](storage::Engine* engine) {
+    storage::ReadOptions options;
+    options.lower_bound = mvcc::format::kMetaKeyCountBlockPrefix;
+    options.upper_bound = mvcc::format::kMetaKeyCountBlockEnd;
+    auto it = engine->NewIterator(options, storage::Family::kMeta);
+    std::vector<std::string> keys;
+    for (it->Seek(options.lower_bound); it->Valid(); it->Next()) keys.emplace_back(it->key());
+    EXPECT_TRUE(it->status().ok());
+    return keys;
+  };
+  WithEngine([&](storage::Engine* engine) {
+    EXPECT_FALSE(blocks(engine).empty());
+    auto batch = engine->NewWriteBatch();
+    for (const std::string& block : blocks(engine)) batch->Delete(storage::Family::kMeta, block);
+    ASSERT_TRUE(engine->Write(batch.get()).ok());
+    SetFormatVersion(engine, 3);
+  });
+  {
+    auto node = OpenNode();
+    ASSERT_TRUE(node.ok()) << node.status().ToString();
+    etcdserverpb::RangeRequest req;
+    req.set_key(key(5));
+    req.set_range_end(key(25));
+    req.set_limit(2);
+    etcdserverpb::RangeResponse resp;
+    ASSERT_TRUE((*node)->kv()->Range(req, &resp).ok());
+    EXPECT_EQ(resp.count(), 20);
+    EXPECT_EQ(resp.kvs_size(), 2);
+    EXPECT_TRUE(resp.more());
+    req.set_key(std::string(1, '\0'));
+    req.set_range_end(std::string(1, '\0'));
+    req.set_count_only(true);
+    ASSERT_TRUE((*node)->kv()->Range(req, &resp).ok());
+    EXPECT_EQ(resp.count(), 30);
+  }
+  WithEngine([&](storage::Engine* engine) {
+    EXPECT_EQ(FormatVersion(engine), kFormatVersion);
+    // A fence every 4 keys: "", k04, k08, ..., k28.
+    std::vector<std::string> keys = blocks(engine);
+    ASSERT_EQ(keys.size(), 8u);
+    EXPECT_EQ(keys[0], mvcc::format::kMetaKeyCountBlockPrefix);
+    EXPECT_EQ(keys[7], std::string(mvcc::format::kMetaKeyCountBlockPrefix) + key(28));
+  });
 }
 
 TEST_F(NodeTest, StateAheadOfTheLogRefusesToOpen) {
