@@ -8,6 +8,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev
   librocksdb-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libssl-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev liblua5.4-dev
+  libjemalloc-dev
   etcd-client etcd-server python3-etcd3 curl
 )
 
