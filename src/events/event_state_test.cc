@@ -50,6 +50,7 @@ class EventStateTest : public ::testing::TestWithParam<EngineKind> {
       events_->OnBatchAborted();
       return status;
     }
+    store_.kv()->FinishBatch(batch.get());
     CAIRN_CHECK_OK(store_.engine()->Write(batch.get()));
     store_.kv()->OnBatchWritten();
     events_->OnBatchWritten();
@@ -200,6 +201,7 @@ TEST_P(EventStateTest, SameExpectedVersionInOneBatchHasOneWinner) {
     *command.mutable_request()->add_events() = Event(100 + i);
     ASSERT_TRUE(events_->ApplyAppend(batch.get(), command, &responses[i], nullptr).ok());
   }
+  store_.kv()->FinishBatch(batch.get());
   CAIRN_CHECK_OK(store_.engine()->Write(batch.get()));
   store_.kv()->OnBatchWritten();
   events_->OnBatchWritten();

@@ -117,8 +117,7 @@ Result<std::string> KeyCountBlocks::Split(View* view, const std::string& fence, 
   return middle;
 }
 
-Status KeyCountBlocks::Apply(View* view, storage::WriteBatch* batch,
-                             const std::vector<KeyCountChange>& changes) {
+Status KeyCountBlocks::Apply(View* view, const std::vector<KeyCountChange>& changes) {
   if (changes.empty()) return Status::Ok();
   // Net change per key: `view` holds the command's end state, and a split walks it, so
   // the counts must reach that state before any block is split or merged.
@@ -168,9 +167,13 @@ Status KeyCountBlocks::Apply(View* view, storage::WriteBatch* batch,
       Set(previous_fence, merged, &undo);
     }
   }
-  // Each block the command touched, once, as it is now.
+  for (auto& entry : undo) batch_undo_.push_back(std::move(entry));
+  return Status::Ok();
+}
+
+void KeyCountBlocks::FinishBatch(storage::WriteBatch* batch) const {
   std::set<std::string_view> written;
-  for (const auto& [fence, before] : undo) {
+  for (const auto& [fence, before] : batch_undo_) {
     if (!written.insert(fence).second) continue;
     auto it = blocks_.find(fence);
     if (it == blocks_.end()) {
@@ -179,8 +182,6 @@ Status KeyCountBlocks::Apply(View* view, storage::WriteBatch* batch,
       batch->Put(Family::kMeta, BlockKey(fence), format::EncodeMetaRevision(it->second));
     }
   }
-  for (auto& entry : undo) batch_undo_.push_back(std::move(entry));
-  return Status::Ok();
 }
 
 void KeyCountBlocks::OnBatchAborted() {

@@ -8,8 +8,8 @@
 // (CountLatest in kv_read.h), from the same engine snapshot as the data.
 //
 // The apply thread keeps the blocks in memory too (KeyCountBlocks), so a command that
-// creates or deletes keys finds their blocks without a read, then writes the blocks it
-// changed into the command's batch. Once the command's net changes are counted, a block
+// creates or deletes keys finds their blocks without a read; the blocks a batch changed are
+// written once, at the end of the batch. Once the command's net changes are counted, a block
 // past 2 x block_keys is split at its middle key (one walk of the block, repeated while a
 // half is still too big); an emptied block, or one that fits in its predecessor with it
 // under block_keys, is merged into the predecessor.
@@ -47,11 +47,13 @@ class KeyCountBlocks {
   // and writes them in one engine write. Errors: engine errors, Corruption.
   Status Load(storage::Engine* engine, int64_t key_count);
 
-  // Applies one command's changes: moves the counts in memory, splits and merges, and adds
-  // the changed blocks to `batch`. `view` reads through the batch and already holds the
-  // command's kv_latest writes. On error (a read failed, or a block's keys disagree with its
-  // count: Corruption) memory and batch are as before the call.
-  Status Apply(View* view, storage::WriteBatch* batch, const std::vector<KeyCountChange>& changes);
+  // Applies one command's changes in memory: moves the counts, splits and merges. `view`
+  // reads through the batch and already holds the command's kv_latest writes. On error (a
+  // read failed, or a block's keys disagree with its count: Corruption) memory is as before
+  // the call.
+  Status Apply(View* view, const std::vector<KeyCountChange>& changes);
+  // Adds every block changed since the batch began, as it is now, to `batch`.
+  void FinishBatch(storage::WriteBatch* batch) const;
 
   // After the batch holding the applied commands was written / dropped: forgets / undoes
   // the in-memory changes of every Apply since the last of either call.

@@ -310,24 +310,27 @@ Status KvState::HashKV(int64_t revision, etcdserverpb::HashKVResponse* resp) con
   return Status::Aborted("mvcc: HashKV kept racing with compactions; retry");
 }
 
-void KvState::WriteMeta(storage::WriteBatch* batch, const Revisions& revisions,
-                        bool current_changed, bool compacted_changed, bool key_count_changed) {
-  if (key_count_changed) {
+void KvState::FinishBatch(storage::WriteBatch* batch) {
+  if (!batch_needs_meta_) return;
+  batch_needs_meta_ = false;
+  if (pending_.key_count != written_.key_count) {
     batch->Put(Family::kMeta, format::kMetaKeyCountKey,
-               format::EncodeMetaRevision(revisions.key_count));
+               format::EncodeMetaRevision(pending_.key_count));
   }
-  if (current_changed) {
+  if (pending_.current != written_.current) {
     batch->Put(Family::kMeta, format::kMetaCurrentRevisionKey,
-               format::EncodeMetaRevision(revisions.current));
+               format::EncodeMetaRevision(pending_.current));
   }
-  if (compacted_changed) {
+  if (pending_.compacted != written_.compacted) {
     batch->Put(Family::kMeta, format::kMetaCompactedRevisionKey,
-               format::EncodeMetaRevision(revisions.compacted));
+               format::EncodeMetaRevision(pending_.compacted));
   }
-  if (!revisions.format_version_written) {
+  if (!written_.format_version_written) {
     batch->Put(Family::kMeta, format::kMetaFormatVersionKey,
                std::string(1, static_cast<char>(format::kFormatVersion)));
+    pending_.format_version_written = true;
   }
+  key_count_blocks_.FinishBatch(batch);
 }
 
 // The common frame of every write command: run it through an executor on the batch under a
@@ -348,7 +351,7 @@ Status KvState::ApplyWrite(storage::WriteBatch* batch, Response* resp,
   executor.set_lease_index(leases_);
   batch->SetSavePoint();
   Status status = execute(executor);
-  if (status.ok()) status = key_count_blocks_.Apply(&view, batch, key_count_changes);
+  if (status.ok()) status = key_count_blocks_.Apply(&view, key_count_changes);
   if (!status.ok()) {
     CAIRN_CHECK_OK(batch->RollbackToSavePoint());
     resp->Clear();
@@ -359,9 +362,7 @@ Status KvState::ApplyWrite(storage::WriteBatch* batch, Response* resp,
     next.current = pending_.current + 1;
     next.key_count = pending_.key_count + executor.key_delta();
     CAIRN_CHECK(next.key_count >= 0);
-    WriteMeta(batch, next, /*current_changed=*/true, /*compacted_changed=*/false,
-              /*key_count_changed=*/executor.key_delta() != 0);
-    next.format_version_written = true;
+    batch_needs_meta_ = true;
   }
   batch->PopSavePoint();
   pending_ = next;
@@ -452,8 +453,7 @@ Status KvState::ApplyCompaction(storage::WriteBatch* batch,
   if (req.revision() > pending_.current) return ErrFutureRev();
   Revisions next = pending_;
   next.compacted = req.revision();
-  WriteMeta(batch, next, /*current_changed=*/false, /*compacted_changed=*/true);
-  next.format_version_written = true;
+  batch_needs_meta_ = true;
   pending_ = next;
   resp->mutable_header()->set_revision(pending_.current);
   return Status::Ok();
@@ -465,6 +465,7 @@ void KvState::KeepLatestChanges(std::vector<internal::LatestChange>* changes) {
 }
 
 void KvState::OnBatchWritten() {
+  CAIRN_CHECK_MSG(!batch_needs_meta_, "mvcc: a batch was written without KvState::FinishBatch");
   written_ = pending_;
   // The cache and the revision change together inside the publish window, so a reader sees
   // either the old pair or the new one (latest_cache.h).
@@ -486,6 +487,7 @@ void KvState::OnBatchWritten() {
 }
 
 void KvState::OnBatchAborted() {
+  batch_needs_meta_ = false;
   pending_ = written_;
   pending_latest_.clear();
   key_count_blocks_.OnBatchAborted();

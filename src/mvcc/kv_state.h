@@ -4,13 +4,13 @@
 //
 // Writes: the applier thread calls Apply* for each committed command, adding the command's
 // writes to one WriteBatch shared by many commands; each Apply* reads through that batch, so
-// it sees the commands before it. After engine->Write(batch) it calls OnBatchWritten (or
-// OnBatchAborted if the write failed). A failing Apply* leaves the batch exactly as it was
-// and changes nothing in memory, so a bad command can never half-apply.
-// Reads: Range, HashKV and ReadOnlyTxn each read one engine snapshot, so the data and the
-// header revision come from the same point; they run concurrently with apply.
-// There is no in-memory index of keys: current reads go to kv_latest, historical reads seek
-// kv_history, so the data set is not bounded by RAM.
+// it sees the commands before it. Before engine->Write(batch) it calls FinishBatch (the meta
+// keys, once per batch); after it, OnBatchWritten (or OnBatchAborted if the write failed). A
+// failing Apply* leaves the batch exactly as it was and changes nothing in memory, so a bad command
+// can never half-apply. Reads: Range, HashKV and ReadOnlyTxn each read one engine snapshot, so the
+// data and the header revision come from the same point; they run concurrently with apply. There is
+// no in-memory index of keys: current reads go to kv_latest, historical reads seek kv_history, so
+// the data set is not bounded by RAM.
 //
 // Responses carry header.revision only; the server fills cluster and member ids.
 //
@@ -81,11 +81,11 @@ class KvState {
   int64_t KeyCount() const { return published_key_count_.load(); }
 
   // ---- Apply (one thread) ----
-  // Each adds the command's writes to `batch` (kv_latest, kv_history and the "kv/" meta keys)
-  // and fills the response; `events`, when given, receives the command's changes in order
-  // (PUT: the new kv; DELETE: key + mod_revision = deletion revision; prev_kv set whenever
-  // the key existed before, the server strips it for watchers that did not ask).
-  // On error, nothing is added to batch, events or memory.
+  // Each adds the command's writes to `batch` (kv_latest, kv_history; the "kv/" meta keys
+  // come once per batch from FinishBatch) and fills the response; `events`, when given, receives
+  // the command's changes in order (PUT: the new kv; DELETE: key + mod_revision = deletion
+  // revision; prev_kv set whenever the key existed before, the server strips it for watchers that
+  // did not ask). On error, nothing is added to batch, events or memory.
 
   // Errors: ErrEmptyKey, ErrKeyNotFound (ignore_value / ignore_lease on a missing key).
   Status ApplyPut(storage::WriteBatch* batch, const etcdserverpb::PutRequest& req,
@@ -120,6 +120,11 @@ class KvState {
   // Apply thread only: the revision including the commands added to the unwritten batch.
   int64_t PendingRevision() const { return pending_.current; }
 
+  // Adds the batch's meta writes: the revisions, key count and key count blocks as the
+  // batch's last command left them, once per batch rather than once per command (each
+  // version of a meta key is a memtable insert). Call after the last Apply* of the batch and
+  // before engine->Write(batch); OnBatchWritten checks that it was.
+  void FinishBatch(storage::WriteBatch* batch);
   // After engine->Write(batch) succeeded: publishes the batch's revisions to readers and the
   // compacted revision to the compaction filter.
   void OnBatchWritten();
@@ -160,9 +165,6 @@ class KvState {
   static Result<Revisions> LoadRevisions(storage::Engine* engine);
   // Reads the meta revisions of a snapshot.
   Status ReadRevisions(const storage::Snapshot* snapshot, Revisions* revisions) const;
-  // Adds the meta writes of a command that moved to `revisions`.
-  void WriteMeta(storage::WriteBatch* batch, const Revisions& revisions, bool current_changed,
-                 bool compacted_changed, bool key_count_changed = false);
 
   storage::Engine* const engine_;
   const std::shared_ptr<HistoryCompactionFilterFactory> filter_;
@@ -171,6 +173,8 @@ class KvState {
   // the state of the last written batch.
   Revisions pending_;
   Revisions written_;
+  // Apply thread only: a command changed pending_ since the last FinishBatch.
+  bool batch_needs_meta_ = false;
 
   // Apply thread only: kv_latest changes of the unwritten batch, published to the cache
   // together with the revision in OnBatchWritten.

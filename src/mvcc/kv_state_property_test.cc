@@ -633,6 +633,8 @@ struct Harness {
       return;
     }
     Trace("write batch", etcdserverpb::ResponseHeader());
+    store.kv()->FinishBatch(batch.get());
+    shadow.kv()->FinishBatch(shadow_batch.get());
     RC_ASSERT(store.engine()->Write(batch.get()).ok());
     RC_ASSERT(shadow.engine()->Write(shadow_batch.get()).ok());
     store.kv()->OnBatchWritten();

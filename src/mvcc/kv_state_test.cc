@@ -299,6 +299,7 @@ TEST_P(KvStateTest, DeleteRangeLargerThanOneChunk) {
     etcdserverpb::PutResponse resp;
     ASSERT_TRUE(store_.kv()->ApplyPut(batch.get(), put, &resp).ok());
   }
+  store_.kv()->FinishBatch(batch.get());
   ASSERT_TRUE(store_.engine()->Write(batch.get()).ok());
   store_.kv()->OnBatchWritten();
   auto deleted = store_.Delete("k", "l", /*prev_kv=*/true);
@@ -762,6 +763,7 @@ TEST_P(KvStateTxnTest, ApplyTimeFailureChangesNothing) {
   put.set_key("d");
   ASSERT_TRUE(store_.kv()->ApplyPut(batch.get(), put, &next).ok());
   EXPECT_EQ(next.header().revision(), 4);
+  store_.kv()->FinishBatch(batch.get());
   ASSERT_TRUE(store_.engine()->Write(batch.get()).ok());
   store_.kv()->OnBatchWritten();
   EXPECT_EQ(store_.kv()->CurrentRevision(), 4);
@@ -893,6 +895,7 @@ TEST_P(KvStateTest, CommandsInOneBatchSeeEachOtherAndReadersSeeOnlyWrittenBatche
   // Not written yet.
   EXPECT_EQ(store_.Get("a").count(), 0);
   EXPECT_EQ(store_.kv()->CurrentRevision(), 1);
+  store_.kv()->FinishBatch(batch.get());
   ASSERT_TRUE(store_.engine()->Write(batch.get()).ok());
   store_.kv()->OnBatchWritten();
   EXPECT_EQ(store_.kv()->CurrentRevision(), 3);

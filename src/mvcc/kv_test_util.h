@@ -59,6 +59,7 @@ class Store {
       kv_->OnBatchAborted();
       return status;
     }
+    kv_->FinishBatch(batch.get());
     CAIRN_CHECK_OK(engine()->Write(batch.get()));
     kv_->OnBatchWritten();
     return status;

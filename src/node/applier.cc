@@ -217,6 +217,7 @@ Status Applier::ApplyGroup(std::span<Entry> entries) {
     if (!entry.status->ok()) entry.result->Clear();
   }
   uint64_t last = entries.back().index;
+  kv_->FinishBatch(batch.get());
   batch->Put(storage::Family::kMeta, kAppliedIndexKey, EncodeU64(last));
   Status written = engine_->Write(batch.get());
   if (!written.ok()) {

@@ -85,6 +85,7 @@ class Member {
       events_->OnBatchAborted();
       return status;
     }
+    store_.kv()->FinishBatch(batch.get());
     CAIRN_CHECK_OK(store_.engine()->Write(batch.get()));
     store_.kv()->OnBatchWritten();
     events_->OnBatchWritten();
