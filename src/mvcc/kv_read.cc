@@ -251,16 +251,21 @@ Status VisitLatest(View* view, const KeyRange& range, const LatestVisitor& visit
 
 namespace {
 
-// Live keys of kv_latest in [lower, upper) (upper empty: to the end), walked.
-Status WalkCount(View* view, std::string_view lower, std::string_view upper, int64_t* count) {
-  KeyRange range;
-  range.key = lower;
-  range.end = upper;
-  range.kind = upper.empty() ? KeyRange::Kind::kToEnd : KeyRange::Kind::kInterval;
+// Adds the live keys of `range` in kv_latest to *count, walked.
+Status WalkCount(View* view, const KeyRange& range, int64_t* count) {
   return VisitLatest(view, range, [&](std::string_view, const format::RecordView&) {
     ++*count;
     return true;
   });
+}
+
+// [lower, upper), or [lower, end of keys) when upper is empty.
+KeyRange Between(std::string_view lower, std::string_view upper) {
+  KeyRange range;
+  range.key = lower;
+  range.end = upper;
+  range.kind = upper.empty() ? KeyRange::Kind::kToEnd : KeyRange::Kind::kInterval;
+  return range;
 }
 
 }  // namespace
@@ -269,10 +274,7 @@ Status CountLatest(View* view, const KeyRange& range, int64_t* count) {
   *count = 0;
   if (range.Empty()) return Status::Ok();
   if (range.kind == KeyRange::Kind::kSingle || !view->has_key_count_blocks()) {
-    return VisitLatest(view, range, [&](std::string_view, const format::RecordView&) {
-      ++*count;
-      return true;
-    });
+    return WalkCount(view, range, count);
   }
   const std::string_view end = range.kind == KeyRange::Kind::kInterval ? range.end : "";
   storage::ReadOptions options;
@@ -284,7 +286,7 @@ Status CountLatest(View* view, const KeyRange& range, int64_t* count) {
   blocks->SeekForPrev(target);
   if (!blocks->Valid()) {
     CAIRN_RETURN_IF_ERROR(blocks->status());
-    return WalkCount(view, range.key, end, count);  // no key was ever created
+    return WalkCount(view, range, count);  // no key was ever created
   }
   // Block [fence, next): whole when the range covers it, else walked where they overlap.
   std::string fence;
@@ -310,7 +312,7 @@ Status CountLatest(View* view, const KeyRange& range, int64_t* count) {
     } else {
       const std::string_view lower = starts_inside ? std::string_view(fence) : range.key;
       const std::string_view upper = ends_inside ? std::string_view(next) : end;
-      CAIRN_RETURN_IF_ERROR(WalkCount(view, lower, upper, count));
+      CAIRN_RETURN_IF_ERROR(WalkCount(view, Between(lower, upper), count));
     }
     if (last || (!end.empty() && next >= end)) return Status::Ok();
   }
