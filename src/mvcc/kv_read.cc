@@ -187,6 +187,25 @@ std::unique_ptr<storage::Iterator> SnapshotView::NewIterator(Family family,
 }
 
 Result<bool> BatchView::Get(Family family, std::string_view key, std::string* value) {
+  if (cache_ != nullptr && cache_->enabled() && family == Family::kKvLatest) {
+    switch (batch_->GetWritten(family, key, value)) {
+      case storage::WriteBatch::Written::kPut:
+        return true;
+      case storage::WriteBatch::Written::kDeleted:
+        return false;
+      case storage::WriteBatch::Written::kNothing:
+        break;
+    }
+    std::string unused;
+    switch (cache_->Get(key, value != nullptr ? value : &unused)) {
+      case LatestCache::Lookup::kPresent:
+        return true;
+      case LatestCache::Lookup::kAbsent:
+        return false;
+      case LatestCache::Lookup::kMiss:
+        break;
+    }
+  }
   return batch_->Get(family, key, value);
 }
 

@@ -14,6 +14,7 @@
 #include "mvccpb/kv.pb.h"
 #include "src/base/result.h"
 #include "src/base/status.h"
+#include "src/mvcc/latest_cache.h"
 #include "src/mvcc/mvcc_format.h"
 #include "src/storage/engine.h"
 
@@ -52,13 +53,19 @@ class SnapshotView final : public View {
 
 class BatchView final : public View {
  public:
-  explicit BatchView(storage::WriteBatch* batch) : batch_(batch) {}
+  // cache: nullptr, or the cache of the engine's kv_latest as the batch's engine last
+  // published it (the apply thread's own KvState). A kv_latest key this batch did not write is
+  // read there before the engine: the memtable and file lookups it saves are a fifth of a
+  // write's apply time.
+  explicit BatchView(storage::WriteBatch* batch, LatestCache* cache = nullptr)
+      : batch_(batch), cache_(cache) {}
   Result<bool> Get(storage::Family family, std::string_view key, std::string* value) override;
   std::unique_ptr<storage::Iterator> NewIterator(storage::Family family,
                                                  storage::ReadOptions options) override;
 
  private:
   storage::WriteBatch* const batch_;
+  LatestCache* const cache_;
 };
 
 // etcd's key/range_end convention: empty range_end = the single key; "\0" = every key >=

@@ -341,7 +341,7 @@ Status KvState::ApplyWrite(storage::WriteBatch* batch, Response* resp,
                            std::vector<mvccpb::Event>* events, Execute execute,
                            bool always_new_revision) {
   std::vector<mvccpb::Event> command_events;
-  internal::BatchView view(batch);
+  internal::BatchView view(batch, &cache_);
   internal::CommandExecutor executor(&view, batch, pending_.current, pending_.compacted,
                                      events != nullptr ? &command_events : nullptr);
   std::vector<internal::LatestChange> latest_changes;

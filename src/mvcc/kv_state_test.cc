@@ -185,6 +185,128 @@ TEST_P(KvStateTest, CountsFromKeyCountBlocksMatchTheKeys) {
   EXPECT_EQ(store.kv()->KeyCount(), static_cast<int64_t>(model.size()));
 }
 
+// The apply thread reads a key's current record from the cache of hot keys (latest_cache.h)
+// when its batch has not written the key. A store with a tiny cache (evicting all the time,
+// and filled by reads between batches) answers every command exactly like one without a
+// cache: batches of several commands on few keys, commands that fail, batches dropped.
+TEST_P(KvStateTest, ApplyReadsThroughTheLatestCacheExactly) {
+  KvStateOptions tiny;
+  tiny.latest_cache_bytes = 2048;
+  KvStateOptions none;
+  none.latest_cache_bytes = 0;
+  Store cached(GetParam(), tiny);
+  Store uncached(GetParam(), none);
+  std::mt19937 random(23);
+  auto pick = [&](int n) { return static_cast<int>(random() % static_cast<unsigned>(n)); };
+  auto key = [&] { return "k" + std::to_string(pick(30)); };
+  auto random_put = [&] {
+    etcdserverpb::PutRequest put;
+    put.set_key(key());
+    put.set_prev_kv(pick(2) == 0);
+    if (pick(6) == 0) {
+      put.set_ignore_value(true);  // fails when the key does not exist
+    } else {
+      put.set_value(std::string(static_cast<size_t>(pick(300)), 'v'));
+    }
+    return put;
+  };
+  auto random_delete = [&] {
+    etcdserverpb::DeleteRangeRequest del;
+    del.set_key(key());
+    if (pick(4) == 0) del.set_range_end(key());
+    del.set_prev_kv(pick(2) == 0);
+    return del;
+  };
+  auto random_txn = [&] {
+    TxnRequest txn;
+    Compare* compare = txn.add_compare();
+    compare->set_key(key());
+    compare->set_result(Compare::EQUAL);
+    switch (pick(3)) {
+      case 0:
+        compare->set_target(Compare::VERSION);
+        compare->set_version(pick(4));
+        break;
+      case 1:
+        compare->set_target(Compare::CREATE);
+        compare->set_create_revision(pick(2) == 0 ? 0 : cached.kv()->CurrentRevision());
+        break;
+      default:
+        compare->set_target(Compare::VALUE);
+        compare->set_value(std::string(static_cast<size_t>(pick(3)), 'v'));
+    }
+    std::set<std::string> written;  // etcd refuses a txn that writes a key twice
+    for (int i = pick(4); i >= 0; --i) {
+      std::string k = key();
+      if (!written.insert(k).second) continue;
+      *(pick(2) == 0 ? txn.add_success() : txn.add_failure()) =
+          pick(3) == 0 ? DeleteOp(k) : PutOp(k, std::to_string(i));
+    }
+    *txn.add_success() = RangeOp(key());
+    return txn;
+  };
+  for (int round = 0; round < 400; ++round) {
+    for (int i = pick(4); i > 0; --i) {  // reads between batches fill the cache
+      RangeRequest req;
+      req.set_key(key());
+      etcdserverpb::RangeResponse a;
+      etcdserverpb::RangeResponse b;
+      ASSERT_TRUE(cached.Range(req, &a).ok());
+      ASSERT_TRUE(uncached.Range(req, &b).ok());
+      ASSERT_EQ(a.DebugString(), b.DebugString()) << "round " << round;
+    }
+    auto batch_a = cached.engine()->NewWriteBatch();
+    auto batch_b = uncached.engine()->NewWriteBatch();
+    for (int c = 1 + pick(8); c > 0; --c) {
+      std::string a;
+      std::string b;
+      Status status_a;
+      Status status_b;
+      const int what = pick(3);
+      if (what == 0) {
+        etcdserverpb::PutRequest req = random_put();
+        etcdserverpb::PutResponse resp_a;
+        etcdserverpb::PutResponse resp_b;
+        status_a = cached.kv()->ApplyPut(batch_a.get(), req, &resp_a);
+        status_b = uncached.kv()->ApplyPut(batch_b.get(), req, &resp_b);
+        a = resp_a.DebugString();
+        b = resp_b.DebugString();
+      } else if (what == 1) {
+        etcdserverpb::DeleteRangeRequest req = random_delete();
+        etcdserverpb::DeleteRangeResponse resp_a;
+        etcdserverpb::DeleteRangeResponse resp_b;
+        status_a = cached.kv()->ApplyDeleteRange(batch_a.get(), req, &resp_a);
+        status_b = uncached.kv()->ApplyDeleteRange(batch_b.get(), req, &resp_b);
+        a = resp_a.DebugString();
+        b = resp_b.DebugString();
+      } else {
+        TxnRequest req = random_txn();
+        etcdserverpb::TxnResponse resp_a;
+        etcdserverpb::TxnResponse resp_b;
+        status_a = cached.kv()->ApplyTxn(batch_a.get(), req, &resp_a);
+        status_b = uncached.kv()->ApplyTxn(batch_b.get(), req, &resp_b);
+        a = resp_a.DebugString();
+        b = resp_b.DebugString();
+      }
+      ASSERT_EQ(status_a.ToString(), status_b.ToString()) << "round " << round;
+      ASSERT_EQ(a, b) << "round " << round;
+    }
+    if (pick(8) == 0) {
+      cached.kv()->OnBatchAborted();
+      uncached.kv()->OnBatchAborted();
+      continue;
+    }
+    cached.kv()->FinishBatch(batch_a.get());
+    uncached.kv()->FinishBatch(batch_b.get());
+    ASSERT_TRUE(cached.engine()->Write(batch_a.get()).ok());
+    ASSERT_TRUE(uncached.engine()->Write(batch_b.get()).ok());
+    cached.kv()->OnBatchWritten();
+    uncached.kv()->OnBatchWritten();
+  }
+  EXPECT_EQ(cached.Get("k", "l").DebugString(), uncached.Get("k", "l").DebugString());
+  EXPECT_GT(cached.kv()->CurrentRevision(), 300);
+}
+
 TEST_P(KvStateTest, CreateModVersionAcrossDeleteAndRecreate) {
   store_.Put("k", "v1", 7);  // rev 2
   store_.Put("k", "v2", 7);  // rev 3

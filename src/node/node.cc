@@ -133,6 +133,8 @@ Status Node::OpenParts() {
       events::format::kSequentialTags;
   engine_options.point_lookup_key_bytes[static_cast<size_t>(storage::Family::kEventIds)] =
       events::format::kIdKeyBytes;
+  engine_options.sorted_batch_writes[static_cast<size_t>(storage::Family::kKvLatest)] = true;
+  engine_options.sorted_batch_writes[static_cast<size_t>(storage::Family::kKvHistory)] = true;
   if (options_.memory_engine) {
     engine_ = std::make_unique<storage::MemoryEngine>(engine_options);
   } else {

@@ -92,6 +92,11 @@ class WriteBatch {
   // Reads `key` as the engine would after this batch were written: batch first, then the
   // engine's latest state. Returns true and fills *value if found.
   virtual Result<bool> Get(Family family, std::string_view key, std::string* value) = 0;
+  // This batch's own last write of `key`, without reading the engine: kPut (and *value), a
+  // delete, or nothing. For a reader with a cache of the engine's state in front of it.
+  // Writes made with PutUnread may be missed.
+  enum class Written { kNothing, kPut, kDeleted };
+  virtual Written GetWritten(Family family, std::string_view key, std::string* value) = 0;
   // Iterates the engine's latest state with this batch's writes merged on top.
   // The iterator must be destroyed before the batch is modified or written.
   virtual std::unique_ptr<Iterator> NewIterator(Family family, const ReadOptions& options) = 0;
@@ -158,6 +163,12 @@ struct EngineOptions {
   // Iterators still return the family in key order (at the cost of sorting the memtable
   // when one is created: snapshots and checks, not request paths). Default: 0 (a skip list).
   std::array<size_t, kFamilyCount> point_lookup_key_bytes{};
+  // Per family: true for a family whose keys are written in random order (user keys).
+  // Write() inserts a batch's records of such a family in key order, each insert starting
+  // from the previous one's position (RocksDB's insert hints), so the N random keys of a
+  // batch cost N short walks between neighbours instead of N skip-list searches from the top,
+  // whose lower levels miss the cache. Default: false (records go in the order written).
+  std::array<bool, kFamilyCount> sorted_batch_writes{};
 };
 
 class Engine {

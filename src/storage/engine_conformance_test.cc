@@ -122,6 +122,44 @@ TEST_P(EngineConformanceTest, BatchGetReadsItsOwnWritesOverTheEngine) {
             (KeyValues{{"a", "1"}, {"b", "20"}, {"d", "4"}, {"z", "26"}}));
 }
 
+TEST_P(EngineConformanceTest, GetWrittenSeesOnlyTheBatchsOwnLastWrite) {
+  PutOne(engine(), Family::kKvLatest, "a", "1");
+  PutOne(engine(), Family::kKvLatest, "b", "2");
+  auto batch = engine()->NewWriteBatch();
+  batch->Put(Family::kKvLatest, "b", "20");
+  batch->Delete(Family::kKvLatest, "c");
+  batch->Put(Family::kKvLatest, "e", "5");
+  batch->Delete(Family::kKvLatest, "e");
+  batch->Put(Family::kKvLatest, "f", "6");
+  batch->Delete(Family::kKvLatest, "f");
+  batch->Put(Family::kKvLatest, "f", "60");
+  batch->Put(Family::kMeta, "a", "meta");
+  using Written = WriteBatch::Written;
+  std::string value = "untouched";
+  EXPECT_EQ(batch->GetWritten(Family::kKvLatest, "a", &value), Written::kNothing);  // engine's
+  EXPECT_EQ(value, "untouched");
+  EXPECT_EQ(batch->GetWritten(Family::kKvLatest, "b", &value), Written::kPut);
+  EXPECT_EQ(value, "20");
+  EXPECT_EQ(batch->GetWritten(Family::kKvLatest, "c", &value), Written::kDeleted);
+  EXPECT_EQ(batch->GetWritten(Family::kKvLatest, "e", &value), Written::kDeleted);
+  EXPECT_EQ(batch->GetWritten(Family::kKvLatest, "f", &value), Written::kPut);
+  EXPECT_EQ(value, "60");
+  EXPECT_EQ(batch->GetWritten(Family::kKvLatest, "f", nullptr), Written::kPut);
+  EXPECT_EQ(batch->GetWritten(Family::kKvHistory, "b", &value), Written::kNothing);
+  EXPECT_EQ(batch->GetWritten(Family::kMeta, "a", &value), Written::kPut);
+  EXPECT_EQ(value, "meta");
+
+  // A rolled-back write is gone; the one under it shows again.
+  batch->SetSavePoint();
+  batch->Delete(Family::kKvLatest, "b");
+  batch->Put(Family::kKvLatest, "g", "7");
+  EXPECT_EQ(batch->GetWritten(Family::kKvLatest, "b", &value), Written::kDeleted);
+  ASSERT_TRUE(batch->RollbackToSavePoint().ok());
+  EXPECT_EQ(batch->GetWritten(Family::kKvLatest, "b", &value), Written::kPut);
+  EXPECT_EQ(value, "20");
+  EXPECT_EQ(batch->GetWritten(Family::kKvLatest, "g", &value), Written::kNothing);
+}
+
 // Base: a c e g i. Batch: put b, delete c, overwrite e, delete g, put h, delete x (absent).
 class MergedIteratorTest : public EngineConformanceTest {
  protected:

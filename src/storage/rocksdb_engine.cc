@@ -41,6 +41,10 @@ constexpr size_t kPointLookupBuckets = 256 << 10;
 // See CompactRange().
 constexpr int kCompactRangePassesMax = 2;
 
+// Write() sorts a batch (EngineOptions::sorted_batch_writes) from this many records: below,
+// the inserts are too few and too far apart for the sort to pay.
+constexpr size_t kSortedWriteMinRecords = 16;
+
 size_t FamilyIndex(Family family) {
   size_t index = static_cast<size_t>(family);
   CAIRN_CHECK(index < kFamilyCount);
@@ -313,6 +317,7 @@ class RocksDbWriteBatch final : public WriteBatch {
   void PutUnread(Family family, std::string_view key, std::string_view value) override;
   void Delete(Family family, std::string_view key) override;
   Result<bool> Get(Family family, std::string_view key, std::string* value) override;
+  Written GetWritten(Family family, std::string_view key, std::string* value) override;
   std::unique_ptr<Iterator> NewIterator(Family family, const ReadOptions& options) override;
   void SetSavePoint() override { batch_.SetSavePoint(); }
   Status RollbackToSavePoint() override {
@@ -371,8 +376,17 @@ class RocksDbEngineImpl final : public Engine {
   std::array<rocksdb::ColumnFamilyHandle*, kFamilyCount> handles_{};
   std::vector<rocksdb::ColumnFamilyHandle*> other_handles_;  // default + unknown families
   std::array<std::shared_ptr<FamilyCompaction>, kFamilyCount> compaction_;
+  // Writes `batch` with the records of the families in sorted_ids_ in key order. False when
+  // the batch holds a record it cannot reorder; nothing is written then.
+  Result<bool> WriteSorted(const rocksdb::WriteBatch& batch);
+
+  static constexpr uint32_t kNoFamilyId = UINT32_MAX;
+
   rocksdb::WriteOptions write_options_;
   std::shared_ptr<UnflushedBytes> unflushed_ = std::make_shared<UnflushedBytes>();
+  // RocksDB ids of the families written in key order (EngineOptions::sorted_batch_writes);
+  // kNoFamilyId elsewhere. One spare slot, always kNoFamilyId.
+  std::array<uint32_t, kFamilyCount + 1> sorted_ids_{};
 };
 
 rocksdb::CompressionType ChooseCompression() {
@@ -413,21 +427,70 @@ rocksdb::DBOptions MakeDbOptions() {
   return options;
 }
 
-// The insert-hint prefix of a key: its first byte, for keys whose first byte is one of
-// `tags` (EngineOptions::sequential_key_tags); other keys are inserted without a hint.
+// The insert-hint prefix of a key (the memtable keeps one insert position per prefix): its
+// first byte, for keys whose first byte is one of `tags` (EngineOptions::sequential_key_tags);
+// the empty prefix for every other key when `other_keys_hinted` (a family whose batches are
+// written in key order: EngineOptions::sorted_batch_writes); otherwise no hint.
 class TagPrefix final : public rocksdb::SliceTransform {
  public:
-  explicit TagPrefix(std::string tags) : tags_(std::move(tags)) {}
+  TagPrefix(std::string tags, bool other_keys_hinted)
+      : tags_(std::move(tags)), other_keys_hinted_(other_keys_hinted) {}
   const char* Name() const override { return "cairn.TagPrefix"; }
   rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
-    return rocksdb::Slice(key.data(), 1);
+    return rocksdb::Slice(key.data(), Tagged(key) ? 1 : 0);
   }
   bool InDomain(const rocksdb::Slice& key) const override {
-    return !key.empty() && tags_.find(key[0]) != std::string::npos;
+    return other_keys_hinted_ || Tagged(key);
   }
 
  private:
+  bool Tagged(const rocksdb::Slice& key) const {
+    return !key.empty() && tags_.find(key[0]) != std::string::npos;
+  }
+
   const std::string tags_;
+  const bool other_keys_hinted_;
+};
+
+// A batch's records, collected to be written again in another order (Write()). Only puts and
+// deletes: any other record (which Cairn does not write) fails the collection, and the batch
+// is then written as it is.
+class RecordCollector final : public rocksdb::WriteBatch::Handler {
+ public:
+  struct Record {
+    uint32_t family_id;
+    bool sorted;  // of a family written in key order
+    bool is_delete;
+    rocksdb::Slice key;
+    rocksdb::Slice value;
+  };
+
+  explicit RecordCollector(const std::array<uint32_t, kFamilyCount + 1>& sorted_ids)
+      : sorted_ids_(sorted_ids) {}
+
+  rocksdb::Status PutCF(uint32_t id, const rocksdb::Slice& key,
+                        const rocksdb::Slice& value) override {
+    records_.push_back({id, IsSorted(id), false, key, value});
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status DeleteCF(uint32_t id, const rocksdb::Slice& key) override {
+    records_.push_back({id, IsSorted(id), true, key, rocksdb::Slice()});
+    return rocksdb::Status::OK();
+  }
+  void LogData(const rocksdb::Slice& /*blob*/) override { unsupported_ = true; }
+  bool Continue() override { return !unsupported_; }
+
+  bool unsupported() const { return unsupported_; }
+  std::vector<Record>& records() { return records_; }
+
+ private:
+  bool IsSorted(uint32_t id) const {
+    return std::find(sorted_ids_.begin(), sorted_ids_.end(), id) != sorted_ids_.end();
+  }
+
+  const std::array<uint32_t, kFamilyCount + 1>& sorted_ids_;
+  std::vector<Record> records_;
+  bool unsupported_ = false;
 };
 
 rocksdb::ColumnFamilyOptions MakeFamilyOptions(const EngineOptions& engine_options,
@@ -481,9 +544,9 @@ Result<std::unique_ptr<Engine>> RocksDbEngineImpl::Open(const EngineOptions& opt
       family_options.compaction_filter_factory = std::make_shared<FilterFactoryAdapter>(
           options.compaction_filter_factory, family, engine->compaction_[index]);
     }
-    if (!options.sequential_key_tags[index].empty()) {
-      family_options.memtable_insert_with_hint_prefix_extractor =
-          std::make_shared<TagPrefix>(options.sequential_key_tags[index]);
+    if (!options.sequential_key_tags[index].empty() || options.sorted_batch_writes[index]) {
+      family_options.memtable_insert_with_hint_prefix_extractor = std::make_shared<TagPrefix>(
+          options.sequential_key_tags[index], options.sorted_batch_writes[index]);
     }
     if (options.point_lookup_key_bytes[index] > 0) {
       // The hash memtable needs a prefix extractor; the whole (fixed-size) key is the prefix,
@@ -518,9 +581,11 @@ Result<std::unique_ptr<Engine>> RocksDbEngineImpl::Open(const EngineOptions& opt
   (void)db_options.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW,
                                                    rocksdb::CpuPriority::kLow);
   CAIRN_CHECK(handles.size() == descriptors.size());
+  engine->sorted_ids_.fill(kNoFamilyId);
   for (size_t i = 0; i < handles.size(); ++i) {
     if (i < kFamilyCount) {
       engine->handles_[i] = handles[i];
+      if (options.sorted_batch_writes[i]) engine->sorted_ids_[i] = handles[i]->GetID();
       std::lock_guard lock(engine->compaction_[i]->state_mutex);
       engine->compaction_[i]->db = engine->db_;
       engine->compaction_[i]->handle = handles[i];
@@ -599,7 +664,41 @@ Status RocksDbEngineImpl::Write(WriteBatch* batch) {
                   "batch does not belong to this engine");
   if (rocks_batch->Count() == 0) return Status::Ok();
   unflushed_->AddWritten(rocks_batch->rep()->GetDataSize());
+  if (rocks_batch->Count() >= kSortedWriteMinRecords &&
+      std::any_of(sorted_ids_.begin(), sorted_ids_.end(),
+                  [](uint32_t id) { return id != kNoFamilyId; })) {
+    CAIRN_ASSIGN_OR_RETURN(bool written, WriteSorted(*rocks_batch->rep()));
+    if (written) return Status::Ok();
+  }
   return FromRocks(db_->Write(write_options_, rocks_batch->rep()));
+}
+
+Result<bool> RocksDbEngineImpl::WriteSorted(const rocksdb::WriteBatch& batch) {
+  RecordCollector collector(sorted_ids_);
+  if (!batch.Iterate(&collector).ok() || collector.unsupported()) return false;
+  std::vector<RecordCollector::Record>& records = collector.records();
+  // A batch is applied atomically, so only the order of one key's records matters: the sort
+  // is stable, and the other families' records keep their order (they all compare equal).
+  std::stable_sort(records.begin(), records.end(),
+                   [](const RecordCollector::Record& a, const RecordCollector::Record& b) {
+                     if (a.sorted != b.sorted) return b.sorted;
+                     if (!a.sorted) return false;
+                     if (a.family_id != b.family_id) return a.family_id < b.family_id;
+                     return a.key.compare(b.key) < 0;
+                   });
+  rocksdb::WriteBatch sorted(batch.GetDataSize());
+  for (const RecordCollector::Record& record : records) {
+    rocksdb::ColumnFamilyHandle* family = nullptr;
+    for (rocksdb::ColumnFamilyHandle* handle : handles_) {
+      if (handle->GetID() == record.family_id) family = handle;
+    }
+    if (family == nullptr) return false;  // not one of Cairn's families
+    rocksdb::Status status = record.is_delete ? sorted.Delete(family, record.key)
+                                              : sorted.Put(family, record.key, record.value);
+    if (!status.ok()) return FromRocks(status);
+  }
+  CAIRN_RETURN_IF_ERROR(FromRocks(db_->Write(write_options_, &sorted)));
+  return true;
 }
 
 Status RocksDbEngineImpl::Flush() {
@@ -684,6 +783,23 @@ Result<bool> RocksDbWriteBatch::Get(Family family, std::string_view key, std::st
   if (!status.ok()) return FromRocks(status);
   if (value != nullptr) value->assign(pinned.data(), pinned.size());
   return true;
+}
+
+WriteBatch::Written RocksDbWriteBatch::GetWritten(Family family, std::string_view key,
+                                                  std::string* value) {
+  // The index holds one entry per key (overwrite_key), but reading to the last entry of the
+  // key does not depend on it.
+  std::unique_ptr<rocksdb::WBWIIterator> it(batch_.NewIterator(engine_->handle(family)));
+  Written written = Written::kNothing;
+  for (it->Seek(ToSlice(key)); it->Valid() && ToView(it->Entry().key) == key; it->Next()) {
+    const rocksdb::WriteEntry entry = it->Entry();
+    CAIRN_CHECK_MSG(entry.type == rocksdb::kPutRecord || entry.type == rocksdb::kDeleteRecord,
+                    "a write batch holds only puts and deletes");
+    written = entry.type == rocksdb::kPutRecord ? Written::kPut : Written::kDeleted;
+    if (written == Written::kPut && value != nullptr)
+      value->assign(entry.value.data(), entry.value.size());
+  }
+  return written;
 }
 
 std::unique_ptr<Iterator> RocksDbWriteBatch::NewIterator(Family family,
