@@ -187,15 +187,28 @@ std::unique_ptr<storage::Iterator> SnapshotView::NewIterator(Family family,
 }
 
 Result<bool> BatchView::Get(Family family, std::string_view key, std::string* value) {
-  if (cache_ != nullptr && cache_->enabled() && family == Family::kKvLatest) {
-    switch (batch_->GetWritten(family, key, value)) {
-      case storage::WriteBatch::Written::kPut:
-        return true;
-      case storage::WriteBatch::Written::kDeleted:
-        return false;
-      case storage::WriteBatch::Written::kNothing:
-        break;
+  const bool cached = cache_ != nullptr && cache_->enabled();
+  if (family != Family::kKvLatest || (!cached && prefetched_ == nullptr)) {
+    return batch_->Get(family, key, value);
+  }
+  // The batch's own writes first: the other two hold the state before the batch.
+  switch (batch_->GetWritten(family, key, value)) {
+    case storage::WriteBatch::Written::kPut:
+      return true;
+    case storage::WriteBatch::Written::kDeleted:
+      return false;
+    case storage::WriteBatch::Written::kNothing:
+      break;
+  }
+  if (prefetched_ != nullptr) {
+    auto it = prefetched_->find(key);
+    if (it != prefetched_->end()) {
+      if (!it->second.has_value()) return false;
+      if (value != nullptr) *value = *it->second;
+      return true;
     }
+  }
+  if (cached) {
     std::string unused;
     switch (cache_->Get(key, value != nullptr ? value : &unused)) {
       case LatestCache::Lookup::kPresent:

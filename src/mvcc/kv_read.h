@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "etcdserverpb/rpc.pb.h"
@@ -19,6 +21,15 @@
 #include "src/storage/engine.h"
 
 namespace cairn::mvcc::internal {
+
+// kv_latest records read ahead of an apply batch (KvState::PrefetchLatest): key -> the record
+// as the batch's engine held it before the batch, or nullopt for a key it did not hold.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using PrefetchedLatest =
+    std::unordered_map<std::string, std::optional<std::string>, StringHash, std::equal_to<>>;
 
 // A consistent source of reads: an engine snapshot, or a write batch merged over the engine.
 class View {
@@ -54,11 +65,13 @@ class SnapshotView final : public View {
 class BatchView final : public View {
  public:
   // cache: nullptr, or the cache of the engine's kv_latest as the batch's engine last
-  // published it (the apply thread's own KvState). A kv_latest key this batch did not write is
-  // read there before the engine: the memtable and file lookups it saves are a fifth of a
-  // write's apply time.
-  explicit BatchView(storage::WriteBatch* batch, LatestCache* cache = nullptr)
-      : batch_(batch), cache_(cache) {}
+  // published it (the apply thread's own KvState); prefetched: nullptr, or records read ahead
+  // of the batch. A kv_latest key this batch did not write is looked up in `prefetched`, then
+  // in `cache`, before the engine: the memtable and file lookups this saves are a fifth of a
+  // write's apply time at 100k keys, two fifths at 10M.
+  explicit BatchView(storage::WriteBatch* batch, LatestCache* cache = nullptr,
+                     const PrefetchedLatest* prefetched = nullptr)
+      : batch_(batch), cache_(cache), prefetched_(prefetched) {}
   Result<bool> Get(storage::Family family, std::string_view key, std::string* value) override;
   std::unique_ptr<storage::Iterator> NewIterator(storage::Family family,
                                                  storage::ReadOptions options) override;
@@ -66,6 +79,7 @@ class BatchView final : public View {
  private:
   storage::WriteBatch* const batch_;
   LatestCache* const cache_;
+  const PrefetchedLatest* const prefetched_;
 };
 
 // etcd's key/range_end convention: empty range_end = the single key; "\0" = every key >=

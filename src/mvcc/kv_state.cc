@@ -161,6 +161,7 @@ Status KvState::Reload() {
   CAIRN_ASSIGN_OR_RETURN(Revisions revisions, LoadRevisions(engine_));
   CAIRN_RETURN_IF_ERROR(key_count_blocks_.Load(engine_, revisions.key_count));
   filter_->SetCompactedRevision(revisions.compacted);
+  prefetched_.clear();
   cache_.BeginPublish();
   cache_.Clear(revisions.current);
   pending_ = revisions;
@@ -341,7 +342,7 @@ Status KvState::ApplyWrite(storage::WriteBatch* batch, Response* resp,
                            std::vector<mvccpb::Event>* events, Execute execute,
                            bool always_new_revision) {
   std::vector<mvccpb::Event> command_events;
-  internal::BatchView view(batch, &cache_);
+  internal::BatchView view(batch, &cache_, &prefetched_);
   internal::CommandExecutor executor(&view, batch, pending_.current, pending_.compacted,
                                      events != nullptr ? &command_events : nullptr);
   std::vector<internal::LatestChange> latest_changes;
@@ -459,6 +460,38 @@ Status KvState::ApplyCompaction(storage::WriteBatch* batch,
   return Status::Ok();
 }
 
+Status KvState::PrefetchLatest(std::span<const std::string_view> keys) {
+  prefetched_.clear();
+  std::vector<std::string_view> missed;
+  std::string record;
+  for (std::string_view key : keys) {
+    if (key.empty() || prefetched_.contains(key)) continue;
+    switch (cache_.Get(key, &record)) {
+      case LatestCache::Lookup::kPresent:
+        prefetched_.emplace(key, std::move(record));
+        break;
+      case LatestCache::Lookup::kAbsent:
+        prefetched_.emplace(key, std::nullopt);
+        break;
+      case LatestCache::Lookup::kMiss:
+        prefetched_.emplace(key, std::nullopt);  // a place, filled below
+        missed.push_back(key);
+        break;
+    }
+  }
+  if (missed.empty()) return Status::Ok();
+  std::vector<std::optional<std::string>> records;
+  Status read = engine_->MultiGet(storage::ReadOptions(), Family::kKvLatest, missed, &records);
+  if (!read.ok()) {
+    prefetched_.clear();
+    return read;
+  }
+  for (size_t i = 0; i < missed.size(); ++i) {
+    prefetched_.find(missed[i])->second = std::move(records[i]);
+  }
+  return Status::Ok();
+}
+
 void KvState::KeepLatestChanges(std::vector<internal::LatestChange>* changes) {
   for (auto& change : *changes) pending_latest_.push_back(std::move(change));
   changes->clear();
@@ -478,6 +511,7 @@ void KvState::OnBatchWritten() {
     }
   }
   pending_latest_.clear();
+  prefetched_.clear();
   key_count_blocks_.OnBatchWritten();
   published_key_count_.store(written_.key_count);
   published_current_.store(written_.current);
@@ -487,6 +521,7 @@ void KvState::OnBatchWritten() {
 }
 
 void KvState::OnBatchAborted() {
+  prefetched_.clear();
   batch_needs_meta_ = false;
   pending_ = written_;
   pending_latest_.clear();

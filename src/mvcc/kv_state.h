@@ -24,6 +24,8 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <span>
+#include <string_view>
 #include <vector>
 
 #include "etcdserverpb/rpc.pb.h"
@@ -121,6 +123,14 @@ class KvState {
   // Apply thread only: the revision including the commands added to the unwritten batch.
   int64_t PendingRevision() const { return pending_.current; }
 
+  // Optional, before a batch's first Apply*: reads the current records of `keys` (the
+  // kv_latest keys its commands will read first: a put's key, a txn's compared and written
+  // keys), from the cache of hot keys or, for the others, from the engine in one batched
+  // lookup, which costs less than reading them one by one. The batch's commands then find
+  // them in memory. Forgotten at OnBatchWritten and OnBatchAborted. Errors: engine errors
+  // (nothing is kept; the commands read the engine themselves).
+  Status PrefetchLatest(std::span<const std::string_view> keys);
+
   // Adds the batch's meta writes: the revisions, key count and key count blocks as the
   // batch's last command left them, once per batch rather than once per command (each
   // version of a meta key is a memtable insert). Call after the last Apply* of the batch and
@@ -180,6 +190,8 @@ class KvState {
   // Apply thread only: kv_latest changes of the unwritten batch, published to the cache
   // together with the revision in OnBatchWritten.
   std::vector<internal::LatestChange> pending_latest_;
+  // Apply thread only: PrefetchLatest's records for the unwritten batch.
+  internal::PrefetchedLatest prefetched_;
   // Apply thread only: the key count blocks, including the unwritten batch's commands.
   internal::KeyCountBlocks key_count_blocks_;
   mutable LatestCache cache_;

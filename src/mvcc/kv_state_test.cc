@@ -185,17 +185,20 @@ TEST_P(KvStateTest, CountsFromKeyCountBlocksMatchTheKeys) {
   EXPECT_EQ(store.kv()->KeyCount(), static_cast<int64_t>(model.size()));
 }
 
-// The apply thread reads a key's current record from the cache of hot keys (latest_cache.h)
-// when its batch has not written the key. A store with a tiny cache (evicting all the time,
-// and filled by reads between batches) answers every command exactly like one without a
-// cache: batches of several commands on few keys, commands that fail, batches dropped.
-TEST_P(KvStateTest, ApplyReadsThroughTheLatestCacheExactly) {
+// The apply thread reads a key's current record from the records read ahead of its batch
+// (KvState::PrefetchLatest) and from the cache of hot keys (latest_cache.h) when its batch has
+// not written the key. Stores that read ahead, with a tiny cache (evicting all the time, and
+// filled by reads between batches) or none, answer every command exactly like one that does
+// neither: batches of several commands on few keys, commands that fail, batches dropped.
+TEST_P(KvStateTest, ApplyReadsThroughReadAheadAndTheLatestCacheExactly) {
   KvStateOptions tiny;
   tiny.latest_cache_bytes = 2048;
   KvStateOptions none;
   none.latest_cache_bytes = 0;
-  Store cached(GetParam(), tiny);
-  Store uncached(GetParam(), none);
+  Store reference(GetParam(), none);
+  Store cached(GetParam(), tiny);      // reads ahead, tiny cache
+  Store read_ahead(GetParam(), none);  // reads ahead, no cache
+  Store* const stores[] = {&reference, &cached, &read_ahead};
   std::mt19937 random(23);
   auto pick = [&](int n) { return static_cast<int>(random() % static_cast<unsigned>(n)); };
   auto key = [&] { return "k" + std::to_string(pick(30)); };
@@ -229,7 +232,7 @@ TEST_P(KvStateTest, ApplyReadsThroughTheLatestCacheExactly) {
         break;
       case 1:
         compare->set_target(Compare::CREATE);
-        compare->set_create_revision(pick(2) == 0 ? 0 : cached.kv()->CurrentRevision());
+        compare->set_create_revision(pick(2) == 0 ? 0 : reference.kv()->CurrentRevision());
         break;
       default:
         compare->set_target(Compare::VALUE);
@@ -245,66 +248,75 @@ TEST_P(KvStateTest, ApplyReadsThroughTheLatestCacheExactly) {
     *txn.add_success() = RangeOp(key());
     return txn;
   };
+  // Each command's status and answer, as text, from every store.
+  auto apply_all = [&](auto apply) {
+    std::vector<std::string> answers;
+    for (size_t i = 0; i < std::size(stores); ++i) answers.push_back(apply(i));
+    return answers;
+  };
   for (int round = 0; round < 400; ++round) {
     for (int i = pick(4); i > 0; --i) {  // reads between batches fill the cache
       RangeRequest req;
       req.set_key(key());
-      etcdserverpb::RangeResponse a;
-      etcdserverpb::RangeResponse b;
-      ASSERT_TRUE(cached.Range(req, &a).ok());
-      ASSERT_TRUE(uncached.Range(req, &b).ok());
-      ASSERT_EQ(a.DebugString(), b.DebugString()) << "round " << round;
+      std::vector<std::string> answers = apply_all([&](size_t s) {
+        etcdserverpb::RangeResponse resp;
+        CAIRN_CHECK_OK(stores[s]->Range(req, &resp));
+        return resp.DebugString();
+      });
+      ASSERT_EQ(answers[1], answers[0]) << "round " << round;
+      ASSERT_EQ(answers[2], answers[0]) << "round " << round;
     }
-    auto batch_a = cached.engine()->NewWriteBatch();
-    auto batch_b = uncached.engine()->NewWriteBatch();
+    std::vector<std::unique_ptr<storage::WriteBatch>> batches;
+    for (Store* store : stores) batches.push_back(store->engine()->NewWriteBatch());
+    // Read ahead some keys, most of which the batch's commands read, some of which they
+    // write before reading again, and some of which they never read.
+    std::vector<std::string> ahead;
+    for (int i = pick(12); i > 0; --i) ahead.push_back(key());
+    std::vector<std::string_view> ahead_views(ahead.begin(), ahead.end());
+    ASSERT_TRUE(cached.kv()->PrefetchLatest(ahead_views).ok());
+    ASSERT_TRUE(read_ahead.kv()->PrefetchLatest(ahead_views).ok());
     for (int c = 1 + pick(8); c > 0; --c) {
-      std::string a;
-      std::string b;
-      Status status_a;
-      Status status_b;
+      std::vector<std::string> answers;
       const int what = pick(3);
       if (what == 0) {
         etcdserverpb::PutRequest req = random_put();
-        etcdserverpb::PutResponse resp_a;
-        etcdserverpb::PutResponse resp_b;
-        status_a = cached.kv()->ApplyPut(batch_a.get(), req, &resp_a);
-        status_b = uncached.kv()->ApplyPut(batch_b.get(), req, &resp_b);
-        a = resp_a.DebugString();
-        b = resp_b.DebugString();
+        answers = apply_all([&](size_t s) {
+          etcdserverpb::PutResponse resp;
+          Status status = stores[s]->kv()->ApplyPut(batches[s].get(), req, &resp);
+          return status.ToString() + resp.DebugString();
+        });
       } else if (what == 1) {
         etcdserverpb::DeleteRangeRequest req = random_delete();
-        etcdserverpb::DeleteRangeResponse resp_a;
-        etcdserverpb::DeleteRangeResponse resp_b;
-        status_a = cached.kv()->ApplyDeleteRange(batch_a.get(), req, &resp_a);
-        status_b = uncached.kv()->ApplyDeleteRange(batch_b.get(), req, &resp_b);
-        a = resp_a.DebugString();
-        b = resp_b.DebugString();
+        answers = apply_all([&](size_t s) {
+          etcdserverpb::DeleteRangeResponse resp;
+          Status status = stores[s]->kv()->ApplyDeleteRange(batches[s].get(), req, &resp);
+          return status.ToString() + resp.DebugString();
+        });
       } else {
         TxnRequest req = random_txn();
-        etcdserverpb::TxnResponse resp_a;
-        etcdserverpb::TxnResponse resp_b;
-        status_a = cached.kv()->ApplyTxn(batch_a.get(), req, &resp_a);
-        status_b = uncached.kv()->ApplyTxn(batch_b.get(), req, &resp_b);
-        a = resp_a.DebugString();
-        b = resp_b.DebugString();
+        answers = apply_all([&](size_t s) {
+          etcdserverpb::TxnResponse resp;
+          Status status = stores[s]->kv()->ApplyTxn(batches[s].get(), req, &resp);
+          return status.ToString() + resp.DebugString();
+        });
       }
-      ASSERT_EQ(status_a.ToString(), status_b.ToString()) << "round " << round;
-      ASSERT_EQ(a, b) << "round " << round;
+      ASSERT_EQ(answers[1], answers[0]) << "round " << round;
+      ASSERT_EQ(answers[2], answers[0]) << "round " << round;
     }
-    if (pick(8) == 0) {
-      cached.kv()->OnBatchAborted();
-      uncached.kv()->OnBatchAborted();
-      continue;
+    const bool drop = pick(8) == 0;
+    for (size_t s = 0; s < std::size(stores); ++s) {
+      if (drop) {
+        stores[s]->kv()->OnBatchAborted();
+        continue;
+      }
+      stores[s]->kv()->FinishBatch(batches[s].get());
+      ASSERT_TRUE(stores[s]->engine()->Write(batches[s].get()).ok());
+      stores[s]->kv()->OnBatchWritten();
     }
-    cached.kv()->FinishBatch(batch_a.get());
-    uncached.kv()->FinishBatch(batch_b.get());
-    ASSERT_TRUE(cached.engine()->Write(batch_a.get()).ok());
-    ASSERT_TRUE(uncached.engine()->Write(batch_b.get()).ok());
-    cached.kv()->OnBatchWritten();
-    uncached.kv()->OnBatchWritten();
   }
-  EXPECT_EQ(cached.Get("k", "l").DebugString(), uncached.Get("k", "l").DebugString());
-  EXPECT_GT(cached.kv()->CurrentRevision(), 300);
+  EXPECT_EQ(cached.Get("k", "l").DebugString(), reference.Get("k", "l").DebugString());
+  EXPECT_EQ(read_ahead.Get("k", "l").DebugString(), reference.Get("k", "l").DebugString());
+  EXPECT_GT(reference.kv()->CurrentRevision(), 300);
 }
 
 TEST_P(KvStateTest, CreateModVersionAcrossDeleteAndRecreate) {

@@ -1,6 +1,8 @@
 #include "src/node/applier.h"
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "src/base/coding.h"
 #include "src/base/logging.h"
@@ -172,6 +174,27 @@ bool IsBarrier(const Applier::Entry& entry) {
          entry.command->request_case() == command::Command::kEventsScavenge;
 }
 
+// A group needs this many reads of current records before they are read ahead in one batch.
+constexpr size_t kPrefetchMinKeys = 2;
+
+// The kv_latest keys a command reads first (KvState::PrefetchLatest): a put's key; a txn's
+// single-key compares and its top-level puts. Others (ranges, nested txns) read as they go.
+void AddReadKeys(const command::Command& command, std::vector<std::string_view>* keys) {
+  if (command.has_put()) {
+    keys->push_back(command.put().key());
+  } else if (command.has_txn()) {
+    const etcdserverpb::TxnRequest& txn = command.txn();
+    for (const etcdserverpb::Compare& compare : txn.compare()) {
+      if (compare.range_end().empty()) keys->push_back(compare.key());
+    }
+    for (const auto* ops : {&txn.success(), &txn.failure()}) {
+      for (const etcdserverpb::RequestOp& op : *ops) {
+        if (op.has_request_put()) keys->push_back(op.request_put().key());
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Status Applier::ApplyBatch(std::span<Entry> entries) {
@@ -198,6 +221,12 @@ Status Applier::ApplyGroup(std::span<Entry> entries) {
     }
   }
   uint64_t expected = AppliedIndex() + 1;
+  std::vector<std::string_view> read_keys;
+  for (const Entry& entry : entries) {
+    if (entry.command != nullptr) AddReadKeys(*entry.command, &read_keys);
+  }
+  // A failed read-ahead costs nothing but speed: the commands read the engine themselves.
+  if (read_keys.size() >= kPrefetchMinKeys) (void)kv_->PrefetchLatest(read_keys);
   auto batch = engine_->NewWriteBatch();
   std::vector<mvccpb::Event> events;
   std::vector<mvccpb::Event>* events_out = sink_ ? &events : nullptr;

@@ -22,6 +22,18 @@ std::string_view FamilyName(Family family) {
   CAIRN_CHECK_MSG(false, "unknown storage family");
 }
 
+Status Engine::MultiGet(const ReadOptions& options, Family family,
+                        std::span<const std::string_view> keys,
+                        std::vector<std::optional<std::string>>* values) {
+  values->assign(keys.size(), std::nullopt);
+  std::string value;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    CAIRN_ASSIGN_OR_RETURN(bool found, Get(options, family, keys[i], &value));
+    if (found) (*values)[i] = std::move(value);
+  }
+  return Status::Ok();
+}
+
 namespace {
 
 // Engine::NewContentsReplacement's default: one batch, written by Commit.

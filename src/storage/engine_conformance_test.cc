@@ -122,6 +122,31 @@ TEST_P(EngineConformanceTest, BatchGetReadsItsOwnWritesOverTheEngine) {
             (KeyValues{{"a", "1"}, {"b", "20"}, {"d", "4"}, {"z", "26"}}));
 }
 
+TEST_P(EngineConformanceTest, MultiGetReadsEachKeyAsGetWould) {
+  PutOne(engine(), Family::kKvLatest, "a", "1");
+  PutOne(engine(), Family::kKvLatest, "c", "3");
+  PutOne(engine(), Family::kMeta, "b", "meta");
+  std::shared_ptr<const Snapshot> before = engine()->GetSnapshot();
+  PutOne(engine(), Family::kKvLatest, "b", "2");
+  DeleteOne(engine(), Family::kKvLatest, "c");
+  ASSERT_TRUE(engine()->Flush().ok());  // some from files, some from the memtable
+  PutOne(engine(), Family::kKvLatest, "d", "4");
+
+  // Unsorted, with a repeat and absent keys.
+  const std::vector<std::string_view> keys = {"d", "a", "c", "b", "zz", "a", ""};
+  std::vector<std::optional<std::string>> values = {std::string("stale")};
+  ASSERT_TRUE(engine()->MultiGet(ReadOptions(), Family::kKvLatest, keys, &values).ok());
+  EXPECT_EQ(values, (std::vector<std::optional<std::string>>{"4", "1", std::nullopt, "2",
+                                                             std::nullopt, "1", std::nullopt}));
+  ReadOptions at_snapshot;
+  at_snapshot.snapshot = before.get();
+  ASSERT_TRUE(engine()->MultiGet(at_snapshot, Family::kKvLatest, keys, &values).ok());
+  EXPECT_EQ(values, (std::vector<std::optional<std::string>>{std::nullopt, "1", "3", std::nullopt,
+                                                             std::nullopt, "1", std::nullopt}));
+  ASSERT_TRUE(engine()->MultiGet(ReadOptions(), Family::kKvLatest, {}, &values).ok());
+  EXPECT_TRUE(values.empty());
+}
+
 TEST_P(EngineConformanceTest, GetWrittenSeesOnlyTheBatchsOwnLastWrite) {
   PutOne(engine(), Family::kKvLatest, "a", "1");
   PutOne(engine(), Family::kKvLatest, "b", "2");

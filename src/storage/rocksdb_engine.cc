@@ -353,6 +353,8 @@ class RocksDbEngineImpl final : public Engine {
 
   Result<bool> Get(const ReadOptions& options, Family family, std::string_view key,
                    std::string* value) override;
+  Status MultiGet(const ReadOptions& options, Family family, std::span<const std::string_view> keys,
+                  std::vector<std::optional<std::string>>* values) override;
   std::unique_ptr<Iterator> NewIterator(const ReadOptions& options, Family family) override;
   std::shared_ptr<const Snapshot> GetSnapshot() override;
   std::unique_ptr<WriteBatch> NewWriteBatch() override;
@@ -630,6 +632,28 @@ Result<bool> RocksDbEngineImpl::Get(const ReadOptions& options, Family family, s
   if (!status.ok()) return FromRocks(status);
   if (value != nullptr) value->assign(pinned.data(), pinned.size());
   return true;
+}
+
+Status RocksDbEngineImpl::MultiGet(const ReadOptions& options, Family family,
+                                   std::span<const std::string_view> keys,
+                                   std::vector<std::optional<std::string>>* values) {
+  values->assign(keys.size(), std::nullopt);
+  if (keys.empty()) return Status::Ok();
+  rocksdb::ReadOptions read_options;
+  read_options.snapshot = RocksSnapshot(options);
+  std::vector<rocksdb::Slice> slices;
+  slices.reserve(keys.size());
+  for (std::string_view key : keys) slices.push_back(ToSlice(key));
+  std::vector<rocksdb::PinnableSlice> pinned(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db_->MultiGet(read_options, handle(family), keys.size(), slices.data(), pinned.data(),
+                statuses.data());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].IsNotFound()) continue;
+    if (!statuses[i].ok()) return FromRocks(statuses[i]);
+    (*values)[i].emplace(pinned[i].data(), pinned[i].size());
+  }
+  return Status::Ok();
 }
 
 std::unique_ptr<Iterator> RocksDbEngineImpl::NewIteratorImpl(const ReadOptions& options,
