@@ -378,17 +378,17 @@ class RocksDbEngineImpl final : public Engine {
   std::array<rocksdb::ColumnFamilyHandle*, kFamilyCount> handles_{};
   std::vector<rocksdb::ColumnFamilyHandle*> other_handles_;  // default + unknown families
   std::array<std::shared_ptr<FamilyCompaction>, kFamilyCount> compaction_;
-  // Writes `batch` with the records of the families in sorted_ids_ in key order. False when
-  // the batch holds a record it cannot reorder; nothing is written then.
+  // Writes `batch` with the records of the families in sorted_writes_ in key order. False
+  // when the batch holds a record it cannot reorder; nothing is written then.
   Result<bool> WriteSorted(const rocksdb::WriteBatch& batch);
-
-  static constexpr uint32_t kNoFamilyId = UINT32_MAX;
 
   rocksdb::WriteOptions write_options_;
   std::shared_ptr<UnflushedBytes> unflushed_ = std::make_shared<UnflushedBytes>();
-  // RocksDB ids of the families written in key order (EngineOptions::sorted_batch_writes);
-  // kNoFamilyId elsewhere. One spare slot, always kNoFamilyId.
-  std::array<uint32_t, kFamilyCount + 1> sorted_ids_{};
+  // Each family's RocksDB column family id, by FamilyIndex.
+  std::array<uint32_t, kFamilyCount> family_ids_{};
+  // The families written in key order (EngineOptions::sorted_batch_writes).
+  std::array<bool, kFamilyCount> sorted_writes_{};
+  bool any_sorted_writes_ = false;
 };
 
 rocksdb::CompressionType ChooseCompression() {
@@ -455,29 +455,27 @@ class TagPrefix final : public rocksdb::SliceTransform {
 };
 
 // A batch's records, collected to be written again in another order (Write()). Only puts and
-// deletes: any other record (which Cairn does not write) fails the collection, and the batch
-// is then written as it is.
+// deletes of Cairn's families: any other record (which Cairn does not write) fails the
+// collection, and the batch is then written as it is.
 class RecordCollector final : public rocksdb::WriteBatch::Handler {
  public:
   struct Record {
-    uint32_t family_id;
-    bool sorted;  // of a family written in key order
+    size_t family;  // FamilyIndex
     bool is_delete;
     rocksdb::Slice key;
     rocksdb::Slice value;
   };
 
-  explicit RecordCollector(const std::array<uint32_t, kFamilyCount + 1>& sorted_ids)
-      : sorted_ids_(sorted_ids) {}
+  // family_ids: each family's RocksDB column family id, by FamilyIndex.
+  explicit RecordCollector(const std::array<uint32_t, kFamilyCount>& family_ids)
+      : family_ids_(family_ids) {}
 
   rocksdb::Status PutCF(uint32_t id, const rocksdb::Slice& key,
                         const rocksdb::Slice& value) override {
-    records_.push_back({id, IsSorted(id), false, key, value});
-    return rocksdb::Status::OK();
+    return Add(id, false, key, value);
   }
   rocksdb::Status DeleteCF(uint32_t id, const rocksdb::Slice& key) override {
-    records_.push_back({id, IsSorted(id), true, key, rocksdb::Slice()});
-    return rocksdb::Status::OK();
+    return Add(id, true, key, rocksdb::Slice());
   }
   void LogData(const rocksdb::Slice& /*blob*/) override { unsupported_ = true; }
   bool Continue() override { return !unsupported_; }
@@ -486,11 +484,19 @@ class RecordCollector final : public rocksdb::WriteBatch::Handler {
   std::vector<Record>& records() { return records_; }
 
  private:
-  bool IsSorted(uint32_t id) const {
-    return std::find(sorted_ids_.begin(), sorted_ids_.end(), id) != sorted_ids_.end();
+  rocksdb::Status Add(uint32_t id, bool is_delete, const rocksdb::Slice& key,
+                      const rocksdb::Slice& value) {
+    auto family = std::find(family_ids_.begin(), family_ids_.end(), id);
+    if (family == family_ids_.end()) {
+      unsupported_ = true;  // not one of Cairn's families
+    } else {
+      records_.push_back(
+          {static_cast<size_t>(family - family_ids_.begin()), is_delete, key, value});
+    }
+    return rocksdb::Status::OK();
   }
 
-  const std::array<uint32_t, kFamilyCount + 1>& sorted_ids_;
+  const std::array<uint32_t, kFamilyCount>& family_ids_;
   std::vector<Record> records_;
   bool unsupported_ = false;
 };
@@ -583,11 +589,12 @@ Result<std::unique_ptr<Engine>> RocksDbEngineImpl::Open(const EngineOptions& opt
   (void)db_options.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW,
                                                    rocksdb::CpuPriority::kLow);
   CAIRN_CHECK(handles.size() == descriptors.size());
-  engine->sorted_ids_.fill(kNoFamilyId);
   for (size_t i = 0; i < handles.size(); ++i) {
     if (i < kFamilyCount) {
       engine->handles_[i] = handles[i];
-      if (options.sorted_batch_writes[i]) engine->sorted_ids_[i] = handles[i]->GetID();
+      engine->family_ids_[i] = handles[i]->GetID();
+      engine->sorted_writes_[i] = options.sorted_batch_writes[i];
+      engine->any_sorted_writes_ |= options.sorted_batch_writes[i];
       std::lock_guard lock(engine->compaction_[i]->state_mutex);
       engine->compaction_[i]->db = engine->db_;
       engine->compaction_[i]->handle = handles[i];
@@ -688,9 +695,7 @@ Status RocksDbEngineImpl::Write(WriteBatch* batch) {
                   "batch does not belong to this engine");
   if (rocks_batch->Count() == 0) return Status::Ok();
   unflushed_->AddWritten(rocks_batch->rep()->GetDataSize());
-  if (rocks_batch->Count() >= kSortedWriteMinRecords &&
-      std::any_of(sorted_ids_.begin(), sorted_ids_.end(),
-                  [](uint32_t id) { return id != kNoFamilyId; })) {
+  if (any_sorted_writes_ && rocks_batch->Count() >= kSortedWriteMinRecords) {
     CAIRN_ASSIGN_OR_RETURN(bool written, WriteSorted(*rocks_batch->rep()));
     if (written) return Status::Ok();
   }
@@ -698,25 +703,23 @@ Status RocksDbEngineImpl::Write(WriteBatch* batch) {
 }
 
 Result<bool> RocksDbEngineImpl::WriteSorted(const rocksdb::WriteBatch& batch) {
-  RecordCollector collector(sorted_ids_);
+  RecordCollector collector(family_ids_);
   if (!batch.Iterate(&collector).ok() || collector.unsupported()) return false;
   std::vector<RecordCollector::Record>& records = collector.records();
   // A batch is applied atomically, so only the order of one key's records matters: the sort
   // is stable, and the other families' records keep their order (they all compare equal).
   std::stable_sort(records.begin(), records.end(),
-                   [](const RecordCollector::Record& a, const RecordCollector::Record& b) {
-                     if (a.sorted != b.sorted) return b.sorted;
-                     if (!a.sorted) return false;
-                     if (a.family_id != b.family_id) return a.family_id < b.family_id;
+                   [this](const RecordCollector::Record& a, const RecordCollector::Record& b) {
+                     const bool a_sorted = sorted_writes_[a.family];
+                     const bool b_sorted = sorted_writes_[b.family];
+                     if (a_sorted != b_sorted) return b_sorted;
+                     if (!a_sorted) return false;
+                     if (a.family != b.family) return a.family < b.family;
                      return a.key.compare(b.key) < 0;
                    });
   rocksdb::WriteBatch sorted(batch.GetDataSize());
   for (const RecordCollector::Record& record : records) {
-    rocksdb::ColumnFamilyHandle* family = nullptr;
-    for (rocksdb::ColumnFamilyHandle* handle : handles_) {
-      if (handle->GetID() == record.family_id) family = handle;
-    }
-    if (family == nullptr) return false;  // not one of Cairn's families
+    rocksdb::ColumnFamilyHandle* family = handles_[record.family];
     rocksdb::Status status = record.is_delete ? sorted.Delete(family, record.key)
                                               : sorted.Put(family, record.key, record.value);
     if (!status.ok()) return FromRocks(status);
