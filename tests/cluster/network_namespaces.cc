@@ -236,7 +236,15 @@ std::string NetworkNamespaces::Describe() const {
 void NetworkNamespaces::RemoveAll() {
   // REQUIRES: no process left in the namespaces (the harness kills its members first); a
   // namespace with a process in it outlives `netns del` until the process exits.
-  for (int member : made_members_) RunIp("netns del " + Namespace(member));
+  // The root-side ends go first, explicitly: `netns del` returns before the kernel destroys
+  // the namespace's devices (and with them their veth peers here), so the next cluster of this
+  // process, which reuses the names, could find them still there ("File exists"). Deleting one
+  // end of a veth pair deletes both before `ip` returns.
+  for (int member : made_members_) {
+    RunIp("link del " + ClientLink(member));
+    RunIp("link del " + PeerLink(member));
+    RunIp("netns del " + Namespace(member));
+  }
   made_members_.clear();
   for (int side : bridges_) RunIp("link del " + Bridge(side));
   bridges_.clear();
