@@ -102,8 +102,8 @@ struct NodeOptions {
   size_t apply_queue_entries_max = 65536;
   // After this many applied entries since the last checkpoint, flush the engine and delete
   // the WAL segments it covers. 0 disables checkpoints: the whole log is kept (tests compare
-  // state with a replay of it). Default: 1,000,000.
-  uint64_t checkpoint_interval_entries = 1'000'000;
+  // state with a replay of it). Default: 100,000 (etcd 3.4's --snapshot-count).
+  uint64_t checkpoint_interval_entries = 100'000;
   // With more than one member, a checkpoint keeps at least this many entries below the
   // applied index so that a follower that lags by less catches up from the log; one further
   // behind is sent a snapshot of the state (etcd's --snapshot-catchup-entries). Default: 5000.

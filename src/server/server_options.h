@@ -55,8 +55,8 @@ struct ServerOptions {
   int64_t heartbeat_interval_ms = 100;
   int64_t election_timeout_ms = 1000;
   // etcd's --snapshot-count: applied entries between checkpoints (engine flush + log
-  // compaction; node.h checkpoint_interval_entries). Default: 1,000,000.
-  uint64_t snapshot_count = 1'000'000;
+  // compaction; node.h checkpoint_interval_entries). Default: 100,000 (etcd 3.4's).
+  uint64_t snapshot_count = 100'000;
   // etcd's --snapshot-catchup-entries: entries a checkpoint keeps below the applied index for
   // followers that lag by less; one further behind is sent a snapshot. Default: 5000.
   uint64_t snapshot_catchup_entries = 5000;
