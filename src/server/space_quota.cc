@@ -66,8 +66,10 @@ int64_t SpaceQuota::SizeBytes() {
     size_sampled_ms_.store(now_ms, std::memory_order_relaxed);
     size_bytes_.store(static_cast<int64_t>(node_->engine()->ApproximateSizeBytes()),
                       std::memory_order_relaxed);
+    admitted_since_sample_bytes_.store(0, std::memory_order_relaxed);
   }
-  return size_bytes_.load(std::memory_order_relaxed);
+  return size_bytes_.load(std::memory_order_relaxed) +
+         admitted_since_sample_bytes_.load(std::memory_order_relaxed);
 }
 
 Status SpaceQuota::Admit(const command::Command& command) {
@@ -75,7 +77,11 @@ Status SpaceQuota::Admit(const command::Command& command) {
   if (cost == 0) return Status::Ok();
   // An active alarm refuses the write at apply anyway; refusing it here keeps it out of the log.
   CAIRN_RETURN_IF_ERROR(node_->alarms()->CheckWrite(command));
-  if (quota_bytes_ < 0 || SizeBytes() + cost <= quota_bytes_) return Status::Ok();
+  if (quota_bytes_ < 0) return Status::Ok();
+  if (SizeBytes() + cost <= quota_bytes_) {
+    admitted_since_sample_bytes_.fetch_add(cost, std::memory_order_relaxed);
+    return Status::Ok();
+  }
   if (!node_->alarms()->Active(etcdserverpb::NOSPACE) && !alarm_proposed_.exchange(true)) {
     log::Get("server")->warn(
         "database size {} bytes + request {} bytes exceeds the quota of {} "

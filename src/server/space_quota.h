@@ -7,7 +7,9 @@
 //
 // The estimate is etcd's: database size + per-request cost (key + value + 256 bytes per put,
 // the larger branch of a txn, 64 bytes per lease grant). The database size is the engine's
-// live SST files plus memtables, sampled at most every kSizeSampleMs.
+// live SST files plus memtables, sampled at most every kSizeSampleMs, plus the costs of the
+// writes admitted since the sample (so the quota holds however fast writes arrive between two
+// samples).
 //
 // Thread-safety: Admit is thread-safe (it runs on gRPC threads via Node::Propose).
 #pragma once
@@ -45,6 +47,7 @@ class SpaceQuota {
   const uint64_t member_id_;
   const int64_t quota_bytes_;
   std::atomic<int64_t> size_bytes_{0};
+  std::atomic<int64_t> admitted_since_sample_bytes_{0};
   std::atomic<int64_t> size_sampled_ms_{-kSizeSampleMs};
   std::atomic<bool> alarm_proposed_{false};
 };
