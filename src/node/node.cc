@@ -677,6 +677,8 @@ Status Node::HandleReady(raft::Ready& ready) {
       for (raft::Entry& entry : ready.committed_entries) apply_queue_.push_back(entry);
     }
     queue_not_empty_.notify_one();
+    if (sole_member_leader_)
+      log_storage_->ReleaseCacheThrough(ready.committed_entries.back().index);
     ApplyConfigChanges(ready.committed_entries);
   }
   return Status::Ok();
@@ -721,17 +723,21 @@ void Node::ApplyConfigChanges(const std::vector<raft::Entry>& committed) {
     }
   }
   if (!changed) return;
+  UpdateLeaderAlone(soft_state_.role == raft::Role::kLeader);
+}
+
+void Node::UpdateLeaderAlone(bool leader) {
   const raft::ConfigState config = raw_->raft().config_state();
-  single_voter_leader_.store(soft_state_.role == raft::Role::kLeader &&
-                             IsSoleVoter(config, options_.member_id));
+  const bool sole_voter = leader && IsSoleVoter(config, options_.member_id);
+  single_voter_leader_.store(sole_voter);
+  sole_member_leader_ = sole_voter && config.learners.empty();
 }
 
 void Node::OnSoftState(const raft::SoftState& soft_state) {
   const bool leader_changed = soft_state.lead != soft_state_.lead;
   soft_state_ = soft_state;
   leader_id_.store(soft_state.lead, std::memory_order_release);
-  single_voter_leader_.store(soft_state.role == raft::Role::kLeader &&
-                             IsSoleVoter(raw_->raft().config_state(), options_.member_id));
+  UpdateLeaderAlone(soft_state.role == raft::Role::kLeader);
   if (leader_changed) {
     Logger()->info("member {:x}: leader is now {:x} at term {}", options_.member_id,
                    soft_state.lead, raw_->raft().term());

@@ -292,6 +292,8 @@ class Node {
   void SendMessages(std::vector<raft::Message>& messages, bool leader_messages_only);
   void ApplyConfigChanges(const std::vector<raft::Entry>& committed);
   void OnSoftState(const raft::SoftState& soft_state);
+  // Sets single_voter_leader_ and sole_member_leader_ from the current configuration.
+  void UpdateLeaderAlone(bool leader);
   void ExpireRequests();
   void ServeReadStates(std::vector<raft::ReadState>& read_states);
 
@@ -359,6 +361,9 @@ class Node {
   std::atomic<uint64_t> last_index_{0};
   std::atomic<uint64_t> raft_log_first_index_{0};
   std::atomic<bool> single_voter_leader_{false};
+  // Raft thread: leader with no other member (voter or learner). Nobody reads its applied
+  // entries back, so the log cache releases them once they are handed to the apply thread.
+  bool sole_member_leader_ = false;
 
   // Requests waiting for their entries to apply, by request id.
   std::mutex waiters_mutex_;

@@ -10,9 +10,11 @@
 
 #include "src/base/coding.h"
 #include "src/env/fault_injection_file_system.h"
+#include "src/env/memory_file_system.h"
 #include "src/env/posix_file_system.h"
 #include "src/mvcc/mvcc_format.h"
 #include "src/node/applier.h"
+#include "src/node/raft_log_storage.h"
 #include "src/node/snapshot.h"
 #include "src/storage/rocksdb_engine.h"
 
@@ -483,6 +485,48 @@ TEST_F(NodeTest, SnapshotRestoresIntoAFreshDataDirThatContinuesTheLog) {
   }
   fs::remove_all(restored_dir);
   fs::remove(snapshot_path);
+}
+
+TEST(RaftLogStorageTest, ReleasedEntriesAreReadBackFromTheWal) {
+  env::MemoryFileSystem file_system;
+  auto wal = wal::Wal::Open(&file_system, "/data/wal", wal::WalOptions{});
+  ASSERT_TRUE(wal.ok()) << wal.status().ToString();
+  auto storage = RaftLogStorage::Open(wal->get(), &file_system, "/data/raft",
+                                      raft::ConfigState{.voters = {1}, .learners = {}}, 0, {});
+  ASSERT_TRUE(storage.ok()) << storage.status().ToString();
+  RaftLogStorage& log = **storage;
+  auto make = [](uint64_t first, uint64_t last) {
+    std::vector<raft::Entry> entries;
+    for (uint64_t index = first; index <= last; ++index) {
+      entries.push_back({.term = 1, .index = index, .data = "entry " + std::to_string(index)});
+    }
+    return entries;
+  };
+  auto bytes = [](const std::vector<raft::Entry>& entries) {
+    uint64_t sum = 0;
+    for (const raft::Entry& entry : entries) sum += entry.SizeBytes();
+    return sum;
+  };
+  const std::vector<raft::Entry> all = make(1, 12);
+  ASSERT_TRUE(log.Append(make(1, 10)).ok());
+  ASSERT_TRUE(log.Sync().ok());
+  EXPECT_EQ(log.cached_bytes(), bytes(make(1, 10)));
+
+  log.ReleaseCacheThrough(6);
+  EXPECT_EQ(log.cached_bytes(), bytes(make(7, 10)));
+  auto read = log.Entries(1, 11, UINT64_MAX);  // 1..6 from the WAL, 7..10 from the cache
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(*read, make(1, 10));
+
+  ASSERT_TRUE(log.Append(make(11, 12)).ok());  // the cache continues after a release
+  EXPECT_EQ(log.cached_bytes(), bytes(make(7, 12)));
+  log.ReleaseCacheThrough(100);
+  EXPECT_EQ(log.cached_bytes(), 0u);
+  read = log.Entries(3, 13, UINT64_MAX);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(*read, std::vector<raft::Entry>(all.begin() + 2, all.end()));
+  ASSERT_TRUE(log.Append(make(13, 13)).ok());
+  EXPECT_EQ(log.cached_bytes(), bytes(make(13, 13)));
 }
 
 }  // namespace

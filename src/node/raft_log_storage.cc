@@ -180,11 +180,15 @@ Status RaftLogStorage::CompactTo(uint64_t index) {
                               [](uint64_t i, const auto& r) { return i < r.first; });
   term_runs_.erase(term_runs_.begin(), std::prev(run));
   term_runs_.front().first = first;
-  while (!cache_.empty() && cache_.front().index <= compacted_index_) {
+  ReleaseCacheThrough(compacted_index_);
+  return Status::Ok();
+}
+
+void RaftLogStorage::ReleaseCacheThrough(uint64_t index) {
+  while (!cache_.empty() && cache_.front().index <= index) {
     cache_bytes_ -= cache_.front().SizeBytes();
     cache_.pop_front();
   }
-  return Status::Ok();
 }
 
 Status RaftLogStorage::ResetWalToSnapshot(wal::Wal* wal, uint64_t index, uint64_t term) {

@@ -92,6 +92,11 @@ class RaftLogStorage final : public raft::Storage {
   // becomes index + 1) and drops the WAL segments whose entries are all below it.
   // REQUIRES: index <= the node's applied index.
   Status CompactTo(uint64_t index);
+  // Drops the cached entries up to `index`; Entries reads them from the WAL from then on.
+  // For entries no member will read again soon: a sole member's applied entries.
+  void ReleaseCacheThrough(uint64_t index);
+  // Bytes of the entries cached in memory (raft::Entry::SizeBytes), at most cache_bytes_max.
+  uint64_t cached_bytes() const { return cache_bytes_; }
 
   // Bootstrap of a new cluster member: writes `entries` (the initial configuration changes,
   // right after LastIndex()) and the hard state, durably. REQUIRES: the log is empty.

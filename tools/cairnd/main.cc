@@ -27,10 +27,10 @@ struct ClusterFlags {
   std::string listen_peer_urls = "http://localhost:2380";
   std::string initial_cluster;
   std::string initial_cluster_state = "new";
-  int64_t heartbeat_interval_ms = 100;
-  int64_t election_timeout_ms = 1000;
-  uint64_t snapshot_count = 1'000'000;
-  uint64_t snapshot_catchup_entries = 5000;
+  int64_t heartbeat_interval_ms = ServerOptions{}.heartbeat_interval_ms;
+  int64_t election_timeout_ms = ServerOptions{}.election_timeout_ms;
+  uint64_t snapshot_count = ServerOptions{}.snapshot_count;
+  uint64_t snapshot_catchup_entries = ServerOptions{}.snapshot_catchup_entries;
 };
 
 struct Flags {
