@@ -23,18 +23,28 @@ const auto& ChosenOps(const etcdserverpb::TxnRequest& req, bool succeeded) {
 }  // namespace
 
 void CommandExecutor::AddEvent(mvccpb::Event::EventType type, mvccpb::KeyValue kv,
-                               const mvccpb::KeyValue* prev) {
+                               std::optional<mvccpb::KeyValue> prev, bool repeated_key) {
   if (events_ == nullptr) return;
   // etcd's watch reads an event's prev_kv at the event's revision - 1: the key as it was
   // before this command, also when the command changed it twice (put, then delete); and a
   // create event (a put with create_revision == mod_revision) never has one (IsCreateEvent).
-  auto [before, first] = before_command_.try_emplace(kv.key());
-  if (first && prev != nullptr) before->second = *prev;
+  // For a key changed before, that is the prev_kv of the key's first event in this command:
+  // the first change saw the key as it was before the command, and a first change that
+  // created the key found it absent.
+  if (repeated_key) {
+    prev.reset();
+    for (size_t i = command_events_begin_; i < events_->size(); ++i) {
+      const mvccpb::Event& earlier = (*events_)[i];
+      if (earlier.kv().key() != kv.key()) continue;
+      if (earlier.has_prev_kv()) prev = earlier.prev_kv();
+      break;
+    }
+  }
   const bool create = type == mvccpb::Event::PUT && kv.create_revision() == kv.mod_revision();
   mvccpb::Event& event = events_->emplace_back();
   event.set_type(type);
   *event.mutable_kv() = std::move(kv);
-  if (before->second && !create) *event.mutable_prev_kv() = *before->second;
+  if (prev && !create) *event.mutable_prev_kv() = std::move(*prev);
 }
 
 Status CommandExecutor::Put(const etcdserverpb::PutRequest& req, etcdserverpb::PutResponse* resp) {
@@ -58,28 +68,29 @@ Status CommandExecutor::Put(const etcdserverpb::PutRequest& req, etcdserverpb::P
   record.lease = req.ignore_lease() ? old.lease : req.lease();
   record.value = req.ignore_value() ? old.value : std::string_view(req.value());
 
-  mvccpb::KeyValue prev;
-  if (found) FillKeyValue(req.key(), old, &prev);
-  if (req.prev_kv() && found) *resp->mutable_prev_kv() = prev;
+  std::optional<mvccpb::KeyValue> prev;
+  if (found && (req.prev_kv() || events_ != nullptr)) FillKeyValue(req.key(), old, &prev.emplace());
+  if (req.prev_kv() && found) *resp->mutable_prev_kv() = *prev;
   resp->mutable_header()->set_revision(revision);
 
   std::string latest;
   format::AppendLatestRecord(&latest, record);
   std::string history;
   format::AppendHistoryPut(&history, changes_, record);
-  if (events_ != nullptr) {
-    mvccpb::KeyValue kv;
-    FillKeyValue(req.key(), record, &kv);
-    AddEvent(mvccpb::Event::PUT, std::move(kv), found ? &prev : nullptr);
-  }
+  mvccpb::KeyValue kv;
+  if (events_ != nullptr) FillKeyValue(req.key(), record, &kv);
   batch_->Put(Family::kKvLatest, req.key(), latest);
-  if (latest_changes_ != nullptr) latest_changes_->push_back({req.key(), latest, false});
+  if (latest_changes_ != nullptr) latest_changes_->push_back({req.key(), std::move(latest), false});
   const int64_t old_lease = found ? old.lease : 0;
   if (leases_ != nullptr && old_lease != record.lease) {
     if (old_lease != 0) leases_->Detach(batch_, old_lease, req.key());
     if (record.lease != 0) leases_->Attach(batch_, record.lease, req.key());
   }
-  CAIRN_RETURN_IF_ERROR(WriteHistory(req.key(), revision, history));
+  bool repeated_key = false;
+  CAIRN_RETURN_IF_ERROR(WriteHistory(req.key(), revision, history, &repeated_key));
+  if (events_ != nullptr) {
+    AddEvent(mvccpb::Event::PUT, std::move(kv), std::move(prev), repeated_key);
+  }
   ++changes_;
   if (!found) {
     ++key_delta_;
@@ -89,7 +100,7 @@ Status CommandExecutor::Put(const etcdserverpb::PutRequest& req, etcdserverpb::P
 }
 
 Status CommandExecutor::WriteHistory(std::string_view user_key, int64_t revision,
-                                     std::string_view value) {
+                                     std::string_view value, bool* repeated_key) {
   const std::string key = format::HistoryKey(user_key, revision);
   // Most commands change one key: remember the first without a set node (a write's hot path).
   bool earlier_change = false;
@@ -98,6 +109,7 @@ Status CommandExecutor::WriteHistory(std::string_view user_key, int64_t revision
   } else {
     earlier_change = user_key == first_history_key_ || !history_written_.emplace(user_key).second;
   }
+  *repeated_key = earlier_change;
   if (!earlier_change) {
     batch_->Put(Family::kKvHistory, key, value);
     return Status::Ok();
@@ -137,7 +149,8 @@ Status CommandExecutor::DeleteRange(const etcdserverpb::DeleteRangeRequest& req,
       batch_->Delete(Family::kKvLatest, kv.key());
       if (latest_changes_ != nullptr) latest_changes_->push_back({kv.key(), {}, true});
       if (leases_ != nullptr && kv.lease() != 0) leases_->Detach(batch_, kv.lease(), kv.key());
-      CAIRN_RETURN_IF_ERROR(WriteHistory(kv.key(), revision, tombstone));
+      bool repeated_key = false;
+      CAIRN_RETURN_IF_ERROR(WriteHistory(kv.key(), revision, tombstone, &repeated_key));
       ++changes_;
       --key_delta_;
       if (key_count_changes_ != nullptr) key_count_changes_->push_back({kv.key(), -1});
@@ -146,7 +159,8 @@ Status CommandExecutor::DeleteRange(const etcdserverpb::DeleteRangeRequest& req,
         mvccpb::KeyValue deleted_kv;
         deleted_kv.set_key(kv.key());
         deleted_kv.set_mod_revision(revision);
-        AddEvent(mvccpb::Event::DELETE, std::move(deleted_kv), &kv);
+        AddEvent(mvccpb::Event::DELETE, std::move(deleted_kv),
+                 req.prev_kv() ? std::optional(kv) : std::optional(std::move(kv)), repeated_key);
       }
       if (req.prev_kv()) *resp->add_prev_kvs() = std::move(kv);
     }

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -38,7 +37,8 @@ class CommandExecutor {
         batch_(batch),
         begin_revision_(begin_revision),
         compacted_(compacted),
-        events_(events) {}
+        events_(events),
+        command_events_begin_(events == nullptr ? 0 : events->size()) {}
 
   // Every kv_latest write of this command is also appended to *changes (when set).
   void set_latest_changes(std::vector<LatestChange>* changes) { latest_changes_ = changes; }
@@ -69,10 +69,15 @@ class CommandExecutor {
  private:
   // The revision reads see: begin, or begin + 1 once this command changed something.
   int64_t ReadRevision() const { return begin_revision_ + (changes_ > 0 ? 1 : 0); }
-  void AddEvent(mvccpb::Event::EventType type, mvccpb::KeyValue kv, const mvccpb::KeyValue* prev);
+  // Appends the event of a change. `prev` is the key before this change (nullopt: absent);
+  // `repeated_key`: this command changed the key before (WriteHistory's answer).
+  void AddEvent(mvccpb::Event::EventType type, mvccpb::KeyValue kv,
+                std::optional<mvccpb::KeyValue> prev, bool repeated_key);
   // Writes the kv_history entry of `user_key` at `revision`; a second change of the key in
-  // this command joins the first in a compound entry (mvcc_format.h).
-  Status WriteHistory(std::string_view user_key, int64_t revision, std::string_view value);
+  // this command joins the first in a compound entry (mvcc_format.h). *repeated_key: whether
+  // this command changed the key before.
+  Status WriteHistory(std::string_view user_key, int64_t revision, std::string_view value,
+                      bool* repeated_key);
 
   Status ComputePath(const etcdserverpb::TxnRequest& req, std::vector<bool>* path);
   Status CheckPuts(const etcdserverpb::TxnRequest& req, const std::vector<bool>& path,
@@ -87,15 +92,14 @@ class CommandExecutor {
   const int64_t begin_revision_;
   const int64_t compacted_;
   std::vector<mvccpb::Event>* const events_;
+  // The index in *events_ of this command's first event.
+  const size_t command_events_begin_;
   std::vector<LatestChange>* latest_changes_ = nullptr;
   std::vector<KeyCountChange>* key_count_changes_ = nullptr;
   LeaseIndex* leases_ = nullptr;
   int64_t changes_ = 0;
   int64_t key_delta_ = 0;
   int64_t min_read_revision_ = INT64_MAX;
-  // Each key this command changed, as it was before the command (nullopt: absent), for
-  // events' prev_kv.
-  std::map<std::string, std::optional<mvccpb::KeyValue>> before_command_;
   // The keys this command wrote a history entry for: the first, then the others.
   // REQUIRES of WriteHistory's callers: changes_ counts the changes before this one.
   std::string first_history_key_;
