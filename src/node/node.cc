@@ -578,6 +578,7 @@ void Node::Submit(Inbox& inbox) {
   for (auto& [index, outcome] : inbox.compactions) {
     outcome->set_value(log_storage_->CompactTo(index));
     raft_log_first_index_.store(log_storage_->FirstIndex());
+    log_cache_bytes_.store(log_storage_->cached_bytes(), std::memory_order_relaxed);
   }
   for (size_t start = 0; start < inbox.proposals.size(); start += raft::kProposalBatchEntriesMax) {
     const size_t end = std::min(inbox.proposals.size(), start + raft::kProposalBatchEntriesMax);
@@ -677,10 +678,12 @@ Status Node::HandleReady(raft::Ready& ready) {
       for (raft::Entry& entry : ready.committed_entries) apply_queue_.push_back(entry);
     }
     queue_not_empty_.notify_one();
-    if (sole_member_leader_)
+    if (sole_member_leader_) {
       log_storage_->ReleaseCacheThrough(ready.committed_entries.back().index);
+    }
     ApplyConfigChanges(ready.committed_entries);
   }
+  log_cache_bytes_.store(log_storage_->cached_bytes(), std::memory_order_relaxed);
   return Status::Ok();
 }
 

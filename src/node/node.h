@@ -203,6 +203,9 @@ class Node {
   // The kSnapshot message to `id` was delivered (failed = false) or not.
   void ReportSnapshot(uint64_t id, bool failed);
   SnapshotStats GetSnapshotStats() const;
+  // Bytes of Raft log entries cached in memory (RaftLogStorage::cached_bytes), as of the raft
+  // thread's last Ready or compaction.
+  uint64_t LogCacheBytes() const { return log_cache_bytes_.load(std::memory_order_relaxed); }
 
   // Decides, before a command is logged, whether this member accepts it (the space quota:
   // src/server/space_quota.h). It runs on the proposer's thread and may call Propose.
@@ -360,6 +363,7 @@ class Node {
   std::atomic<uint64_t> commit_index_{0};
   std::atomic<uint64_t> last_index_{0};
   std::atomic<uint64_t> raft_log_first_index_{0};
+  std::atomic<uint64_t> log_cache_bytes_{0};
   std::atomic<bool> single_voter_leader_{false};
   // Raft thread: leader with no other member (voter or learner). Nobody reads its applied
   // entries back, so the log cache releases them once they are handed to the apply thread.

@@ -185,6 +185,10 @@ void ServerMetrics::AddStateGauges(node::Node* node, feed::Hub* hub, LeaseManage
   registry_.AddGauge("etcd_server_is_leader",
                      "Whether or not this member is a leader. 1 if is, 0 otherwise.",
                      [] { return 1.0; });
+  registry_.AddGauge("cairn_raft_log_cache_bytes",
+                     "Bytes of Raft log entries kept in memory for replication and apply (a "
+                     "leader with no other member releases them as they are applied).",
+                     [node] { return static_cast<double>(node->LogCacheBytes()); });
   registry_.AddGauge("cairn_node_failed",
                      "1 when a log or engine failure made the node refuse writes.",
                      [node] { return node->Failed() ? 1.0 : 0.0; });

@@ -7,7 +7,8 @@
 //   cairn_apply_batch_duration_seconds, cairn_apply_batch_entries          apply thread
 //   etcd_debugging_mvcc_current_revision, etcd_debugging_mvcc_compact_revision,
 //   etcd_mvcc_db_total_size_in_bytes, etcd_debugging_mvcc_watcher_total, cairn_lease_count,
-//   etcd_server_has_leader, etcd_server_is_leader, cairn_node_failed    gauges, read at scrape
+//   etcd_server_has_leader, etcd_server_is_leader, cairn_node_failed,
+//   cairn_raft_log_cache_bytes                                            gauges, read at scrape
 //
 // The HTTP side (/metrics, /health, /readyz, /livez) is StartHttp.
 //
