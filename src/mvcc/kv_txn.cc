@@ -111,7 +111,7 @@ Status CommandExecutor::WriteHistory(std::string_view user_key, int64_t revision
   }
   *repeated_key = earlier_change;
   if (!earlier_change) {
-    batch_->Put(Family::kKvHistory, key, value);
+    batch_->PutSeldomRead(Family::kKvHistory, key, value);
     return Status::Ok();
   }
   // etcd gives each change its own sub-revision and a watch replays all of them: keep the

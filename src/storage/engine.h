@@ -92,6 +92,13 @@ class WriteBatch {
   virtual void PutUnread(Family family, std::string_view key, std::string_view value) {
     Put(family, key, value);
   }
+  // A Put whose key is seldom read back through this batch (each history record of a
+  // command): Get, GetWritten and NewIterator still see it. Cheaper when nothing reads its
+  // family before the batch is written: RocksDB indexes it only when the family is next read
+  // through the batch, re-indexing the whole batch then.
+  virtual void PutSeldomRead(Family family, std::string_view key, std::string_view value) {
+    Put(family, key, value);
+  }
   // Reads `key` as the engine would after this batch were written: batch first, then the
   // engine's latest state. Returns true and fills *value if found.
   virtual Result<bool> Get(Family family, std::string_view key, std::string* value) = 0;

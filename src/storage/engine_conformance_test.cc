@@ -321,6 +321,39 @@ TEST_P(EngineConformanceTest, UnreadPutsAreWrittenAndRolledBackLikePuts) {
             (KeyValues{{"A1", "all-1"}, {"A3", "all-3"}, {"S1", "stream"}}));
 }
 
+// Every read through the batch sees a PutSeldomRead, whichever read comes first, also after
+// later writes and after a rollback; RocksDB indexes the records only when their family is read.
+TEST_P(EngineConformanceTest, SeldomReadPutsAreSeenByEveryReadOfTheBatch) {
+  PutOne(engine(), Family::kKvHistory, "h0", "base");
+  auto batch = engine()->NewWriteBatch();
+  batch->PutSeldomRead(Family::kKvHistory, "h1", "one");
+  batch->Put(Family::kKvLatest, "k", "v");  // a read of another family indexes nothing yet
+  EXPECT_EQ(BatchGet(batch.get(), Family::kKvLatest, "k"), "v");
+  std::string value;
+  EXPECT_EQ(batch->GetWritten(Family::kKvHistory, "h1", &value), WriteBatch::Written::kPut);
+  EXPECT_EQ(value, "one");
+
+  batch->PutSeldomRead(Family::kKvHistory, "h2", "two");
+  EXPECT_EQ(BatchGet(batch.get(), Family::kKvHistory, "h2"), "two");
+  batch->SetSavePoint();
+  batch->PutSeldomRead(Family::kKvHistory, "h3", "three");
+  auto it = batch->NewIterator(Family::kKvHistory, ReadOptions());
+  EXPECT_EQ(ScanForward(it.get()),
+            (KeyValues{{"h0", "base"}, {"h1", "one"}, {"h2", "two"}, {"h3", "three"}}));
+  it.reset();
+  batch->PutSeldomRead(Family::kKvHistory, "h4", "four");
+  ASSERT_TRUE(batch->RollbackToSavePoint().ok());
+  EXPECT_EQ(BatchGet(batch.get(), Family::kKvHistory, "h3"), std::nullopt);
+  EXPECT_EQ(BatchGet(batch.get(), Family::kKvHistory, "h4"), std::nullopt);
+  batch->PutSeldomRead(Family::kKvHistory, "h5", "five");
+  EXPECT_EQ(batch->GetWritten(Family::kKvHistory, "h5", nullptr), WriteBatch::Written::kPut);
+  batch->PutSeldomRead(Family::kKvHistory, "h6", "six");
+  ASSERT_TRUE(engine()->Write(batch.get()).ok());
+  EXPECT_EQ(
+      ScanAll(engine(), Family::kKvHistory),
+      (KeyValues{{"h0", "base"}, {"h1", "one"}, {"h2", "two"}, {"h5", "five"}, {"h6", "six"}}));
+}
+
 TEST_P(EngineConformanceTest, SavePointsNestAndRollBackExactly) {
   PutOne(engine(), Family::kKvLatest, "base", "b0");
   auto batch = engine()->NewWriteBatch();

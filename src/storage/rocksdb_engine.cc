@@ -315,6 +315,7 @@ class RocksDbWriteBatch final : public WriteBatch {
 
   void Put(Family family, std::string_view key, std::string_view value) override;
   void PutUnread(Family family, std::string_view key, std::string_view value) override;
+  void PutSeldomRead(Family family, std::string_view key, std::string_view value) override;
   void Delete(Family family, std::string_view key) override;
   Result<bool> Get(Family family, std::string_view key, std::string* value) override;
   Written GetWritten(Family family, std::string_view key, std::string* value) override;
@@ -323,6 +324,7 @@ class RocksDbWriteBatch final : public WriteBatch {
   Status RollbackToSavePoint() override {
     rocksdb::Status status = batch_.RollbackToSavePoint();
     if (status.IsNotFound()) return Status::NotFound("no save point to roll back to");
+    if (status.ok()) unindexed_families_ = 0;  // the rollback re-indexed what is left
     return FromRocks(status);
   }
   void PopSavePoint() override {
@@ -331,14 +333,23 @@ class RocksDbWriteBatch final : public WriteBatch {
   }
   size_t Count() const override { return batch_.GetWriteBatch()->Count(); }
   size_t ByteSize() const override { return batch_.GetDataSize(); }
-  void Clear() override { batch_.Clear(); }
+  void Clear() override {
+    batch_.Clear();
+    unindexed_families_ = 0;
+  }
 
   RocksDbEngineImpl* engine() const { return engine_; }
   rocksdb::WriteBatch* rep() { return batch_.GetWriteBatch(); }
 
  private:
+  // Before a read of `family` through the batch: indexes its PutSeldomRead writes (and
+  // everything else in the batch) when there are any.
+  void IndexForRead(Family family);
+
   RocksDbEngineImpl* const engine_;
   mutable rocksdb::WriteBatchWithIndex batch_;  // mutable: GetWriteBatch() is not const
+  // Bit FamilyIndex(f): the batch holds PutSeldomRead writes to f that the index lacks.
+  uint32_t unindexed_families_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -797,12 +808,30 @@ void RocksDbWriteBatch::PutUnread(Family family, std::string_view key, std::stri
   CAIRN_CHECK_MSG(status.ok(), status.ToString().c_str());
 }
 
+void RocksDbWriteBatch::PutSeldomRead(Family family, std::string_view key, std::string_view value) {
+  rocksdb::Status status =
+      batch_.GetWriteBatch()->Put(engine_->handle(family), ToSlice(key), ToSlice(value));
+  CAIRN_CHECK_MSG(status.ok(), status.ToString().c_str());
+  unindexed_families_ |= 1u << FamilyIndex(family);
+}
+
+void RocksDbWriteBatch::IndexForRead(Family family) {
+  if ((unindexed_families_ & (1u << FamilyIndex(family))) == 0) return;
+  // WriteBatchWithIndex rebuilds its index from the records on a rollback: a rollback to a
+  // save point taken just now changes no record and indexes them all.
+  batch_.SetSavePoint();
+  rocksdb::Status status = batch_.RollbackToSavePoint();
+  CAIRN_CHECK_MSG(status.ok(), status.ToString().c_str());
+  unindexed_families_ = 0;
+}
+
 void RocksDbWriteBatch::Delete(Family family, std::string_view key) {
   rocksdb::Status status = batch_.Delete(engine_->handle(family), ToSlice(key));
   CAIRN_CHECK_MSG(status.ok(), status.ToString().c_str());
 }
 
 Result<bool> RocksDbWriteBatch::Get(Family family, std::string_view key, std::string* value) {
+  IndexForRead(family);
   rocksdb::PinnableSlice pinned;
   rocksdb::Status status = batch_.GetFromBatchAndDB(engine_->db(), rocksdb::ReadOptions(),
                                                     engine_->handle(family), ToSlice(key), &pinned);
@@ -814,6 +843,7 @@ Result<bool> RocksDbWriteBatch::Get(Family family, std::string_view key, std::st
 
 WriteBatch::Written RocksDbWriteBatch::GetWritten(Family family, std::string_view key,
                                                   std::string* value) {
+  IndexForRead(family);
   // The index holds one entry per key (overwrite_key), but reading to the last entry of the
   // key does not depend on it.
   std::unique_ptr<rocksdb::WBWIIterator> it(batch_.NewIterator(engine_->handle(family)));
@@ -831,6 +861,7 @@ WriteBatch::Written RocksDbWriteBatch::GetWritten(Family family, std::string_vie
 
 std::unique_ptr<Iterator> RocksDbWriteBatch::NewIterator(Family family,
                                                          const ReadOptions& options) {
+  IndexForRead(family);
   return engine_->NewIteratorImpl(options, family, &batch_);
 }
 
