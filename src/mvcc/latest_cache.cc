@@ -14,57 +14,108 @@ LatestCache::LatestCache(size_t capacity_bytes, size_t shard_count)
   for (size_t i = 0; i < shard_count; ++i) shards_.push_back(std::make_unique<Shard>());
 }
 
-LatestCache::Shard& LatestCache::ShardFor(std::string_view key) {
-  return *shards_[std::hash<std::string_view>{}(key) % shards_.size()];
+LatestCache::Entry* LatestCache::Find(Shard& shard, std::string_view key, uint64_t hash) {
+  for (Entry* entry = shard.buckets[Bucket(shard, hash)]; entry != nullptr; entry = entry->next) {
+    if (entry->hash == hash && entry->key == key) return entry;
+  }
+  return nullptr;
+}
+
+void LatestCache::Grow(Shard& shard) {
+  std::vector<Entry*> buckets(shard.buckets.size() * 2);
+  shard.buckets.swap(buckets);
+  ++shard.bucket_bits;
+  for (Entry* head : buckets) {
+    while (head != nullptr) {
+      Entry* next = head->next;
+      Entry*& bucket = shard.buckets[Bucket(shard, head->hash)];
+      head->next = bucket;
+      bucket = head;
+      head = next;
+    }
+  }
 }
 
 LatestCache::Lookup LatestCache::Get(std::string_view key, std::string* record) {
   if (!enabled()) return Lookup::kMiss;
-  Shard& shard = ShardFor(key);
+  const uint64_t hash = Hash(key);
+  Shard& shard = ShardFor(hash);
   std::lock_guard<std::mutex> lock(shard.mutex);
-  auto it = shard.index.find(key);
-  if (it == shard.index.end()) return Lookup::kMiss;
-  shard.lru.splice(shard.lru.begin(), shard.lru, it->second);
-  if (it->second->absent) return Lookup::kAbsent;
-  record->assign(it->second->record);
+  Entry* entry = Find(shard, key, hash);
+  if (entry == nullptr) return Lookup::kMiss;
+  entry->referenced = true;
+  if (entry->absent) return Lookup::kAbsent;
+  record->assign(entry->record);
   return Lookup::kPresent;
 }
 
-void LatestCache::Put(Shard& shard, std::string_view key, std::string_view record, bool absent,
-                      int64_t revision, bool replace) {
-  auto it = shard.index.find(key);
-  if (it != shard.index.end()) {
+void LatestCache::Put(Shard& shard, std::string_view key, uint64_t hash, std::string_view record,
+                      bool absent, int64_t revision, bool replace) {
+  Entry* entry = Find(shard, key, hash);
+  if (entry != nullptr) {
     if (!replace) return;
-    Entry& entry = *it->second;
-    shard.bytes -= Charge(entry);
-    entry.record.assign(record);
-    entry.absent = absent;
-    shard.bytes += Charge(entry);
-    shard.lru.splice(shard.lru.begin(), shard.lru, it->second);
+    shard.bytes -= Charge(*entry);
+    entry->record.assign(record);
+    entry->absent = absent;
+    entry->referenced = true;
+    shard.bytes += Charge(*entry);
   } else {
-    shard.lru.push_front(Entry{std::string(key), std::string(record), absent});
-    shard.index.emplace(shard.lru.front().key, shard.lru.begin());
-    shard.bytes += Charge(shard.lru.front());
+    if (shard.entries.size() >= shard.buckets.size()) Grow(shard);
+    auto owned = std::make_unique<Entry>();
+    entry = owned.get();
+    entry->hash = hash;
+    entry->key.assign(key);
+    entry->record.assign(record);
+    entry->absent = absent;
+    Entry*& bucket = shard.buckets[Bucket(shard, hash)];
+    entry->next = bucket;
+    bucket = entry;
+    shard.entries.push_back(std::move(owned));
+    shard.bytes += Charge(*entry);
   }
-  while (shard.bytes > shard_capacity_bytes_ && shard.lru.size() > 1) {
-    Entry& victim = shard.lru.back();
-    shard.bytes -= Charge(victim);
-    shard.index.erase(victim.key);
-    shard.lru.pop_back();
+  while (shard.bytes > shard_capacity_bytes_ && shard.entries.size() > 1) {
+    EvictOne(shard, entry, revision);
+  }
+}
+
+// Advances the hand past entries used since it last passed (clearing their bit) to the first
+// one that was not, other than `keep`, and evicts it.
+void LatestCache::EvictOne(Shard& shard, const Entry* keep, int64_t revision) {
+  while (true) {
+    if (shard.hand >= shard.entries.size()) shard.hand = 0;
+    Entry* victim = shard.entries[shard.hand].get();
+    if (victim == keep) {
+      ++shard.hand;
+      continue;
+    }
+    if (victim->referenced) {
+      victim->referenced = false;
+      ++shard.hand;
+      continue;
+    }
+    Entry** link = &shard.buckets[Bucket(shard, victim->hash)];
+    while (*link != victim) link = &(*link)->next;
+    *link = victim->next;
+    shard.bytes -= Charge(*victim);
+    // The last entry takes the victim's place in the circle; the hand looks at it next.
+    shard.entries[shard.hand] = std::move(shard.entries.back());
+    shard.entries.pop_back();
     // Any version of the victim is at most the newest revision the apply thread published.
     shard.evicted_at_revision =
         std::max(shard.evicted_at_revision, std::max(revision, newest_revision_.load()));
+    return;
   }
 }
 
 void LatestCache::Fill(std::string_view key, const std::string* record_or_null,
                        int64_t read_revision) {
   if (!enabled()) return;
-  Shard& shard = ShardFor(key);
+  const uint64_t hash = Hash(key);
+  Shard& shard = ShardFor(hash);
   std::lock_guard<std::mutex> lock(shard.mutex);
   // An eviction after the read may have dropped a newer version of this key.
   if (shard.evicted_at_revision > read_revision) return;
-  Put(shard, key, record_or_null ? std::string_view(*record_or_null) : std::string_view(),
+  Put(shard, key, hash, record_or_null ? std::string_view(*record_or_null) : std::string_view(),
       record_or_null == nullptr, read_revision, /*replace=*/false);
 }
 
@@ -91,24 +142,28 @@ void LatestCache::EndPublish() { sequence_.fetch_add(1, std::memory_order_releas
 void LatestCache::Update(std::string_view key, std::string_view record, int64_t revision) {
   if (!enabled()) return;
   newest_revision_.store(revision);
-  Shard& shard = ShardFor(key);
+  const uint64_t hash = Hash(key);
+  Shard& shard = ShardFor(hash);
   std::lock_guard<std::mutex> lock(shard.mutex);
-  Put(shard, key, record, /*absent=*/false, revision, /*replace=*/true);
+  Put(shard, key, hash, record, /*absent=*/false, revision, /*replace=*/true);
 }
 
 void LatestCache::MarkAbsent(std::string_view key, int64_t revision) {
   if (!enabled()) return;
   newest_revision_.store(revision);
-  Shard& shard = ShardFor(key);
+  const uint64_t hash = Hash(key);
+  Shard& shard = ShardFor(hash);
   std::lock_guard<std::mutex> lock(shard.mutex);
-  Put(shard, key, {}, /*absent=*/true, revision, /*replace=*/true);
+  Put(shard, key, hash, {}, /*absent=*/true, revision, /*replace=*/true);
 }
 
 void LatestCache::Clear(int64_t revision) {
   for (auto& shard : shards_) {
     std::lock_guard lock(shard->mutex);
-    shard->index.clear();
-    shard->lru.clear();
+    shard->buckets.assign(kInitialBuckets, nullptr);
+    shard->bucket_bits = kInitialBucketBits;
+    shard->entries.clear();
+    shard->hand = 0;
     shard->bytes = 0;
     shard->evicted_at_revision = std::max(shard->evicted_at_revision, revision);
   }

@@ -1,6 +1,6 @@
 // LatestCache: a bounded cache of current-revision records of hot keys, in front of the
 // engine's kv_latest family, so that point reads at the current revision cost a hash lookup
-// instead of a RocksDB Get. It never holds all keys: entries are evicted (LRU per shard) past
+// instead of a RocksDB Get. It never holds all keys: entries are evicted (CLOCK per shard) past
 // capacity_bytes, and the data set stays bounded by disk, not RAM.
 //
 // Coherence protocol (the apply thread is the only writer of the state):
@@ -19,12 +19,10 @@
 
 #include <atomic>
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace cairn::mvcc {
@@ -61,21 +59,40 @@ class LatestCache {
   bool enabled() const { return capacity_bytes_ > 0; }
 
  private:
+  // Each shard is a chained hash table of entries that hold their key, record and hash
+  // inline, so a lookup touches the bucket and the entry; eviction is CLOCK (a hit sets a bit
+  // in the entry it touched anyway) instead of an LRU list that relinks neighbours on every
+  // hit.
+  static constexpr int kInitialBucketBits = 6;
+  static constexpr size_t kInitialBuckets = size_t{1} << kInitialBucketBits;
   struct Entry {
+    Entry* next = nullptr;  // in the bucket's chain
+    uint64_t hash = 0;
     std::string key;
     std::string record;
     bool absent = false;
+    bool referenced = true;  // CLOCK: used since the hand last passed
   };
   struct Shard {
     std::mutex mutex;
-    std::list<Entry> lru;  // front = most recently used; GUARDED_BY(mutex)
-    std::unordered_map<std::string_view, std::list<Entry>::iterator> index;  // GUARDED_BY(mutex)
-    size_t bytes = 0;                                                        // GUARDED_BY(mutex)
-    int64_t evicted_at_revision = 0;                                         // GUARDED_BY(mutex)
+    std::vector<Entry*> buckets = std::vector<Entry*>(kInitialBuckets);  // GUARDED_BY(mutex)
+    int bucket_bits = kInitialBucketBits;                                // GUARDED_BY(mutex)
+    std::vector<std::unique_ptr<Entry>> entries;  // the CLOCK's circle; GUARDED_BY(mutex)
+    size_t hand = 0;                              // GUARDED_BY(mutex)
+    size_t bytes = 0;                             // GUARDED_BY(mutex)
+    int64_t evicted_at_revision = 0;              // GUARDED_BY(mutex)
   };
 
-  Shard& ShardFor(std::string_view key);
-  void Put(Shard& shard, std::string_view key, std::string_view record, bool absent,
+  static uint64_t Hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
+  static size_t Bucket(const Shard& shard, uint64_t hash) {
+    return (hash * 0x9E3779B97F4A7C15ULL) >> (64 - shard.bucket_bits);
+  }
+  static Entry* Find(Shard& shard, std::string_view key, uint64_t hash);
+  static void Grow(Shard& shard);
+  void EvictOne(Shard& shard, const Entry* keep, int64_t revision);
+
+  Shard& ShardFor(uint64_t hash) { return *shards_[hash % shards_.size()]; }
+  void Put(Shard& shard, std::string_view key, uint64_t hash, std::string_view record, bool absent,
            int64_t revision, bool replace);
   static size_t Charge(const Entry& e) { return e.key.size() + e.record.size() + 96; }
 

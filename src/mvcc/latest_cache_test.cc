@@ -49,6 +49,44 @@ TEST(LatestCacheTest, StaysWithinCapacity) {
   EXPECT_GT(cache.SizeBytes(), 32u << 10);
 }
 
+// Eviction prefers entries nobody used since the last eviction: a read keeps an older entry
+// in while newer ones that were not read go (first in, first out would evict it third).
+TEST(LatestCacheTest, AnEntryReadSinceTheLastEvictionOutlivesUnreadOnes) {
+  const std::string value(100, 'v');  // each entry charges 1 + 100 + 96 bytes
+  LatestCache cache(4 * 197, /*shard_count=*/1);
+  for (const char* key : {"a", "b", "c", "d", "e"}) cache.Update(key, value, 1);
+  std::string record;
+  EXPECT_EQ(cache.Get("a", &record), LatestCache::Lookup::kMiss);  // the oldest went first
+  ASSERT_EQ(cache.Get("c", &record), LatestCache::Lookup::kPresent);
+  cache.Update("f", value, 2);
+  cache.Update("g", value, 3);
+  EXPECT_EQ(cache.Get("c", &record), LatestCache::Lookup::kPresent);
+  EXPECT_EQ(cache.Get("b", &record), LatestCache::Lookup::kMiss);
+  EXPECT_EQ(cache.Get("d", &record), LatestCache::Lookup::kMiss);
+  for (const char* key : {"e", "f", "g"}) {
+    EXPECT_EQ(cache.Get(key, &record), LatestCache::Lookup::kPresent) << key;
+  }
+  EXPECT_EQ(cache.SizeBytes(), 4u * 197);
+}
+
+// Many keys per shard: the buckets grow and every key stays findable; updates replace.
+TEST(LatestCacheTest, ManyKeysStayFindableAsTheTableGrows) {
+  LatestCache cache(64 << 20, /*shard_count=*/2);
+  for (int i = 0; i < 20000; ++i) cache.Update("key" + std::to_string(i), std::to_string(i), i);
+  for (int i = 0; i < 20000; i += 2) cache.Update("key" + std::to_string(i), "even", 20000 + i);
+  std::string record;
+  for (int i = 0; i < 20000; ++i) {
+    ASSERT_EQ(cache.Get("key" + std::to_string(i), &record), LatestCache::Lookup::kPresent) << i;
+    EXPECT_EQ(record, i % 2 == 0 ? "even" : std::to_string(i));
+  }
+  EXPECT_EQ(cache.Get("key20000", &record), LatestCache::Lookup::kMiss);
+  cache.BeginPublish();
+  cache.Clear(50000);
+  cache.EndPublish();
+  EXPECT_EQ(cache.Get("key1", &record), LatestCache::Lookup::kMiss);
+  EXPECT_EQ(cache.SizeBytes(), 0u);
+}
+
 TEST(LatestCacheTest, ReadValidateFailsAcrossAPublish) {
   LatestCache cache(1 << 20);
   uint64_t sequence = cache.ReadBegin();
