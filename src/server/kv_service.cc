@@ -10,6 +10,18 @@ KvService::KvService(node::Node* node, const MemberIdentity* identity, Backgroun
                      const mvcc::ValidationOptions& validation)
     : node_(node), identity_(identity), worker_(worker), validation_(validation) {}
 
+namespace {
+
+// Moves a write request into its command instead of copying it (for a txn of puts, a copy of
+// every key and value). gRPC's callback API owns the request, does not read it after the
+// handler, and allocates it mutable; the handlers below do not read it after this either.
+template <typename Request>
+void MoveRequest(const Request* request, Request* into) {
+  into->Swap(const_cast<Request*>(request));
+}
+
+}  // namespace
+
 template <typename Response, typename Take>
 void KvService::ProposeAndFinish(grpc::ServerUnaryReactor* reactor, command::Command command,
                                  Response* response, Take take) {
@@ -56,7 +68,7 @@ grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* context,
     return reactor;
   }
   command::Command command;
-  *command.mutable_put() = *request;
+  MoveRequest(request, command.mutable_put());
   ProposeAndFinish(
       reactor, std::move(command), response,
       [](command::CommandResult & r) -> auto& { return *r.mutable_put(); });
@@ -73,7 +85,7 @@ grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* co
     return reactor;
   }
   command::Command command;
-  *command.mutable_delete_range() = *request;
+  MoveRequest(request, command.mutable_delete_range());
   ProposeAndFinish(
       reactor, std::move(command), response,
       [](command::CommandResult & r) -> auto& { return *r.mutable_delete_range(); });
@@ -96,7 +108,7 @@ grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* context,
     return reactor;
   } else if (status.ok()) {
     command::Command command;
-    *command.mutable_txn() = *request;
+    MoveRequest(request, command.mutable_txn());
     ProposeAndFinish(
         reactor, std::move(command), response,
         [](command::CommandResult & r) -> auto& { return *r.mutable_txn(); });
