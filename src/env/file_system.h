@@ -31,8 +31,9 @@
 
 namespace cairn::env {
 
-// A file open for writing at a position that starts at 0 (NewWritableFile) or at the end of
-// the existing file (ReopenWritableFile) and advances with every Append. Writes go to that
+// A file open for writing at a position that starts at 0 (NewWritableFile), at the end of
+// the existing file (ReopenWritableFile) or where the caller says (ReopenWritableFileAt), and
+// advances with every Append. Writes go to that
 // position even if Preallocate made the file longer, so a preallocated file is filled in
 // place and its size does not change on each append.
 class WritableFile {
@@ -85,6 +86,11 @@ class FileSystem {
   virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
   // Opens an existing file for writing at its end. NotFound if it does not exist.
   virtual Result<std::unique_ptr<WritableFile>> ReopenWritableFile(const std::string& path) = 0;
+  // Opens an existing file for writing at `position`, keeping its size and bytes: appends
+  // overwrite it in place (a file of zeros written ahead, filled in later). NotFound if it
+  // does not exist; InvalidArgument if `position` is past its end.
+  virtual Result<std::unique_ptr<WritableFile>> ReopenWritableFileAt(const std::string& path,
+                                                                     uint64_t position) = 0;
   virtual Result<std::unique_ptr<ReadableFile>> NewReadableFile(const std::string& path) = 0;
 
   // True if `path` names an existing file or directory.

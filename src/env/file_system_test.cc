@@ -122,6 +122,28 @@ TEST_P(FileSystemTest, NewWritableFileTruncatesAndReopenAppends) {
   EXPECT_TRUE(missing.status().Is(StatusCode::kNotFound)) << missing.status().ToString();
 }
 
+TEST_P(FileSystemTest, ReopenAtAPositionOverwritesInPlace) {
+  const std::string path = Path("z");
+  WriteFile(path, std::string(16, '0'));
+  auto file = fs_->ReopenWritableFileAt(path, 0);
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  EXPECT_EQ((*file)->Size(), 0u);
+  ASSERT_TRUE((*file)->Append("head").ok());
+  EXPECT_EQ((*file)->Size(), 4u);
+  ASSERT_TRUE((*file)->Sync().ok());
+  ASSERT_TRUE((*file)->Close().ok());
+  EXPECT_EQ(ReadAll(path), "head000000000000");  // the size and the rest are kept
+
+  auto middle = fs_->ReopenWritableFileAt(path, 14);
+  ASSERT_TRUE(middle.ok());
+  ASSERT_TRUE((*middle)->Append("tail").ok());  // past the end: the file grows
+  ASSERT_TRUE((*middle)->Close().ok());
+  EXPECT_EQ(ReadAll(path), "head0000000000tail");
+
+  EXPECT_TRUE(fs_->ReopenWritableFileAt(path, 19).status().Is(StatusCode::kInvalidArgument));
+  EXPECT_TRUE(fs_->ReopenWritableFileAt(Path("missing"), 0).status().Is(StatusCode::kNotFound));
+}
+
 TEST_P(FileSystemTest, PreallocateExtendsWithZerosWithoutMovingPosition) {
   const std::string path = Path("p");
   auto file = fs_->NewWritableFile(path);

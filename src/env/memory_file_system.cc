@@ -116,12 +116,13 @@ struct MemoryFileSystem::FileNode {
 
 class MemoryFileSystem::Writable final : public WritableFile {
  public:
-  Writable(MemoryFileSystem* fs, std::string path, std::shared_ptr<FileNode> node, uint64_t epoch)
+  Writable(MemoryFileSystem* fs, std::string path, std::shared_ptr<FileNode> node, uint64_t epoch,
+           uint64_t position)
       : fs_(fs),
         path_(std::move(path)),
         node_(std::move(node)),
         epoch_(epoch),
-        position_(node_->data.size()) {}
+        position_(position) {}
 
   Status Append(std::string_view data) override {
     std::lock_guard<std::mutex> lock(fs_->mutex_);
@@ -219,7 +220,7 @@ Result<std::unique_ptr<WritableFile>> MemoryFileSystem::NewWritableFile(const st
   } else if (!node->data.empty()) {
     node->Modify(ResizeChange(0));  // O_TRUNC on the same file
   }
-  return std::unique_ptr<WritableFile>(new Writable(this, name, node, epoch_));
+  return std::unique_ptr<WritableFile>(new Writable(this, name, node, epoch_, 0));
 }
 
 Result<std::unique_ptr<WritableFile>> MemoryFileSystem::ReopenWritableFile(
@@ -229,7 +230,23 @@ Result<std::unique_ptr<WritableFile>> MemoryFileSystem::ReopenWritableFile(
   CAIRN_RETURN_IF_ERROR(BeforeOperation(FileOperation::kReopenWritableFile, name));
   auto it = files_.find(name);
   if (it == files_.end()) return Status::NotFound("open " + name + ": No such file or directory");
-  return std::unique_ptr<WritableFile>(new Writable(this, name, it->second, epoch_));
+  return std::unique_ptr<WritableFile>(
+      new Writable(this, name, it->second, epoch_, it->second->data.size()));
+}
+
+Result<std::unique_ptr<WritableFile>> MemoryFileSystem::ReopenWritableFileAt(
+    const std::string& path, uint64_t position) {
+  const std::string name = Normalize(path);
+  std::lock_guard<std::mutex> lock(mutex_);
+  CAIRN_RETURN_IF_ERROR(BeforeOperation(FileOperation::kReopenWritableFile, name));
+  auto it = files_.find(name);
+  if (it == files_.end()) return Status::NotFound("open " + name + ": No such file or directory");
+  if (position > it->second->data.size()) {
+    return Status::InvalidArgument("open " + name + " at " + std::to_string(position) +
+                                   ": past its end (" + std::to_string(it->second->data.size()) +
+                                   " bytes)");
+  }
+  return std::unique_ptr<WritableFile>(new Writable(this, name, it->second, epoch_, position));
 }
 
 Result<std::unique_ptr<ReadableFile>> MemoryFileSystem::NewReadableFile(const std::string& path) {

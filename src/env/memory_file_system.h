@@ -54,6 +54,9 @@ class MemoryFileSystem : public FileSystem {
 
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
   Result<std::unique_ptr<WritableFile>> ReopenWritableFile(const std::string& path) override;
+  // Counts as a kReopenWritableFile for faults.
+  Result<std::unique_ptr<WritableFile>> ReopenWritableFileAt(const std::string& path,
+                                                             uint64_t position) override;
   Result<std::unique_ptr<ReadableFile>> NewReadableFile(const std::string& path) override;
   bool FileExists(const std::string& path) override;
   Result<uint64_t> GetFileSize(const std::string& path) override;

@@ -147,6 +147,23 @@ Result<std::unique_ptr<WritableFile>> PosixFileSystem::ReopenWritableFile(const 
       new PosixWritableFile(path, fd, static_cast<uint64_t>(st.st_size)));
 }
 
+Result<std::unique_ptr<WritableFile>> PosixFileSystem::ReopenWritableFileAt(const std::string& path,
+                                                                            uint64_t position) {
+  CAIRN_ASSIGN_OR_RETURN(int fd, OpenFd(path, O_WRONLY));
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    Status status = PosixError("fstat", path, errno);
+    ::close(fd);
+    return status;
+  }
+  if (position > static_cast<uint64_t>(st.st_size)) {
+    ::close(fd);
+    return Status::InvalidArgument("open " + path + " at " + std::to_string(position) +
+                                   ": past its end (" + std::to_string(st.st_size) + " bytes)");
+  }
+  return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd, position));
+}
+
 Result<std::unique_ptr<ReadableFile>> PosixFileSystem::NewReadableFile(const std::string& path) {
   CAIRN_ASSIGN_OR_RETURN(int fd, OpenFd(path, O_RDONLY));
   return std::unique_ptr<ReadableFile>(new PosixReadableFile(path, fd));

@@ -46,6 +46,9 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   if (options.data_dir.empty()) return Status::InvalidArgument("cairnd: a data dir is required");
   node::NodeOptions node_options;
   node_options.data_dir = options.data_dir;
+  // On disk, log segments are written as zeros ahead of use: an fdatasync then writes only
+  // the data (wal.h).
+  node_options.wal.zero_filled_segments = true;
   CAIRN_RETURN_IF_ERROR(ConfigureRaft(options, &node_options));
   auto stored_id = node::StoredMemberId(env::PosixFileSystem::Default(), options.data_dir);
   if (!stored_id.ok()) return stored_id.status();

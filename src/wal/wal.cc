@@ -168,6 +168,14 @@ Wal::Wal(env::FileSystem* fs, std::string dir, const WalOptions& options)
     : fs_(fs), dir_(std::move(dir)), options_(options) {}
 
 Wal::~Wal() {
+  if (prepare_thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(prepare_mutex_);
+      prepare_stop_ = true;
+    }
+    prepare_cv_.notify_all();
+    prepare_thread_.join();
+  }
   if (active_ != nullptr) active_->Close().ok();  // errors do not matter: nothing to lose
 }
 
@@ -180,6 +188,9 @@ Result<std::unique_ptr<Wal>> Wal::Open(env::FileSystem* fs, const std::string& d
   }
   std::unique_ptr<Wal> wal(new Wal(fs, dir, options));
   CAIRN_RETURN_IF_ERROR(wal->Recover());
+  if (options.preallocate && options.zero_filled_segments) {
+    wal->prepare_thread_ = std::thread(&Wal::PrepareLoop, wal.get());
+  }
   return wal;
 }
 
@@ -190,6 +201,11 @@ Wal::Stats Wal::stats() const {
   stats.syncs = syncs_.load(std::memory_order_relaxed);
   stats.segments_created = segments_created_.load(std::memory_order_relaxed);
   stats.segments_deleted = segments_deleted_.load(std::memory_order_relaxed);
+  stats.segments_prepared = segments_prepared_.load(std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(prepare_mutex_);
+    stats.next_segment_ready = prepared_;
+  }
   return stats;
 }
 
@@ -358,11 +374,17 @@ Status Wal::RecoverSegment(const std::string& path, uint64_t sequence, uint64_t 
 Status Wal::CreateSegment(uint64_t sequence, uint64_t first_index, uint32_t flags) {
   CAIRN_CHECK(active_ == nullptr);
   const std::string path = SegmentPath(sequence, first_index);
-  CAIRN_ASSIGN_OR_RETURN(active_, fs_->NewWritableFile(path));
+  if (prepare_thread_.joinable()) {
+    CAIRN_ASSIGN_OR_RETURN(active_, TakePrepared(path));
+  }
+  active_prepared_ = active_ != nullptr;
+  if (!active_prepared_) {
+    CAIRN_ASSIGN_OR_RETURN(active_, fs_->NewWritableFile(path));
+  }
   std::string header;
   format::EncodeSegmentHeader({format::kFormatVersion, flags, sequence, first_index}, &header);
   CAIRN_RETURN_IF_ERROR(active_->Append(header));
-  if (options_.preallocate)
+  if (options_.preallocate && !active_prepared_)
     CAIRN_RETURN_IF_ERROR(active_->Preallocate(options_.segment_size_bytes));
   Segment segment;
   segment.sequence = sequence;
@@ -391,12 +413,66 @@ Status Wal::OpenActiveSegment() {
   }
   CAIRN_ASSIGN_OR_RETURN(active_, fs_->ReopenWritableFile(segment.path));
   CAIRN_CHECK(active_->Size() == segment.end_offset);
+  active_prepared_ = false;
   if (options_.preallocate)
     CAIRN_RETURN_IF_ERROR(active_->Preallocate(options_.segment_size_bytes));
   CAIRN_RETURN_IF_ERROR(active_->Sync());
   syncs_.fetch_add(1, std::memory_order_relaxed);
   unsynced_ = false;
   return Status::Ok();
+}
+
+// ---- Zero-filled segments (WalOptions::zero_filled_segments) ---------------------------
+
+std::string Wal::PreparedPath() const { return env::JoinPath(dir_, "next-segment.tmp"); }
+
+void Wal::PrepareLoop() {
+  std::unique_lock<std::mutex> lock(prepare_mutex_);
+  while (true) {
+    prepare_cv_.wait(lock, [&] { return prepare_stop_ || !prepared_; });
+    if (prepare_stop_) return;
+    lock.unlock();
+    Status filled = FillWithZeros(PreparedPath());
+    lock.lock();
+    if (prepare_stop_) return;
+    if (!filled.ok()) {
+      // The log goes on with fallocate'd segments.
+      Logger()->warn("{}: could not prepare the next segment: {}", dir_, filled.ToString());
+      return;
+    }
+    prepared_ = true;
+    segments_prepared_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+Status Wal::FillWithZeros(const std::string& path) {
+  CAIRN_ASSIGN_OR_RETURN(auto file, fs_->NewWritableFile(path));
+  const std::string zeros(size_t{1} << 20, '\0');
+  while (file->Size() < options_.segment_size_bytes) {
+    if (prepare_stop_) return Status::Ok();  // the caller sees the stop
+    const size_t n = std::min<uint64_t>(zeros.size(), options_.segment_size_bytes - file->Size());
+    CAIRN_RETURN_IF_ERROR(file->Append(std::string_view(zeros.data(), n)));
+  }
+  CAIRN_RETURN_IF_ERROR(file->Sync());
+  return file->Close();
+}
+
+bool Wal::PreparedReady() {
+  std::lock_guard<std::mutex> lock(prepare_mutex_);
+  return prepared_;
+}
+
+Result<std::unique_ptr<env::WritableFile>> Wal::TakePrepared(const std::string& path) {
+  if (!PreparedReady()) return std::unique_ptr<env::WritableFile>();
+  // The thread is idle while prepared_ holds: the file is the writer's now.
+  CAIRN_RETURN_IF_ERROR(fs_->RenameFile(PreparedPath(), path));
+  CAIRN_ASSIGN_OR_RETURN(auto file, fs_->ReopenWritableFileAt(path, 0));
+  {
+    std::lock_guard<std::mutex> lock(prepare_mutex_);
+    prepared_ = false;
+  }
+  prepare_cv_.notify_one();
+  return file;
 }
 
 Status Wal::Rotate() {
@@ -442,6 +518,11 @@ Result<uint64_t> Wal::AppendBatch(std::span<const std::string_view> payloads) {
     }
   }
   CAIRN_CHECK(buffer_.empty() && active_ != nullptr);
+  // Leave a segment that was not zero-filled ahead (wal.h) once one is ready.
+  if (!active_prepared_ && prepare_thread_.joinable() &&
+      LastIndex() >= segments_.back().first_index && PreparedReady()) {
+    CAIRN_RETURN_IF_ERROR(Rotate());
+  }
   const uint64_t first = LastIndex() + 1;
   uint64_t buffered_entries = 0;
   std::vector<uint64_t> checkpoints;

@@ -417,15 +417,117 @@ INSTANTIATE_TEST_SUITE_P(Preallocate, WalTest, ::testing::Bool(),
                            return info.param ? "Preallocated" : "Growing";
                          });
 
+// zero_filled_segments: segments written as zeros ahead by a background thread.
+class WalZeroFilledTest : public ::testing::Test {
+ protected:
+  WalZeroFilledTest() {
+    options_.segment_size_bytes = 4096;
+    options_.zero_filled_segments = true;
+  }
+  std::unique_ptr<Wal> Open() { return OpenOrDie(&fs_, kDir, options_); }
+  // Waits until the background thread has made `count` segments in all.
+  static bool WaitForPrepared(Wal* wal, uint64_t count) {
+    for (int i = 0; i < 10000 && wal->stats().segments_prepared < count; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return wal->stats().segments_prepared >= count;
+  }
+  // Waits until a prepared segment waits for the next rotation.
+  static bool WaitForReady(Wal* wal) {
+    for (int i = 0; i < 10000 && !wal->stats().next_segment_ready; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return wal->stats().next_segment_ready;
+  }
+  void Append(Wal* wal, uint64_t index) {
+    auto appended = wal->Append(Payload(index, 100));
+    ASSERT_TRUE(appended.ok()) << appended.status().ToString();
+    ASSERT_EQ(*appended, index);
+  }
+
+  env::FaultInjectionFileSystem fs_;
+  WalOptions options_;
+};
+
+// The first segment (made at Open) is left for a zero-filled one as soon as one is ready; the
+// prepared file becomes the next segment, full size, and what was synced survives a crash.
+TEST_F(WalZeroFilledTest, TheLogMovesToAPreparedSegmentAndSurvivesACrash) {
+  auto wal = Open();
+  Append(wal.get(), 1);
+  ASSERT_TRUE(WaitForPrepared(wal.get(), 1));
+  EXPECT_EQ(wal->stats().segments_created, 1u);
+  Append(wal.get(), 2);  // moves on to the prepared segment
+  EXPECT_EQ(wal->stats().segments_created, 2u);
+  ASSERT_TRUE(wal->Sync().ok());
+  std::vector<std::string> files = SegmentFiles(&fs_, kDir);
+  ASSERT_EQ(files.size(), 2u);
+  auto size = fs_.GetFileSize(std::string(kDir) + "/" + files[1]);
+  ASSERT_TRUE(size.ok());
+  EXPECT_EQ(*size, options_.segment_size_bytes);
+  ASSERT_TRUE(WaitForPrepared(wal.get(), 2));  // the thread made the one after
+  wal.reset();
+  fs_.SimulateCrash();
+  wal = Open();
+  EXPECT_EQ(wal->LastIndex(), 2u);
+  Entries entries = ReadAll(wal.get(), 1);
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[1].second, Payload(2, 100));
+}
+
+// Many rotations, each onto a prepared segment: every entry reads back, before and after
+// reopening; a stale prepared file left by an earlier run is overwritten, never read as a
+// segment.
+TEST_F(WalZeroFilledTest, ManyRotationsReadBackAcrossReopen) {
+  ASSERT_TRUE(fs_.CreateDirs(kDir).ok());
+  {
+    auto stale = fs_.NewWritableFile(std::string(kDir) + "/next-segment.tmp");
+    ASSERT_TRUE(stale.ok());
+    ASSERT_TRUE((*stale)->Append("stale bytes").ok());
+    ASSERT_TRUE((*stale)->Sync().ok());
+  }
+  auto wal = Open();
+  for (uint64_t index = 1; index <= 600; ++index) {
+    ASSERT_TRUE(WaitForReady(wal.get()));
+    Append(wal.get(), index);
+    if (index % 50 == 0) {
+      ASSERT_TRUE(wal->Sync().ok());
+    }
+  }
+  ASSERT_TRUE(wal->Sync().ok());
+  const uint64_t segments = SegmentFiles(&fs_, kDir).size();
+  EXPECT_GT(segments, 10u);
+  // Every segment but the first came from the thread (which has made one more by now).
+  EXPECT_EQ(wal->stats().segments_created, segments);
+  ASSERT_TRUE(WaitForReady(wal.get()));
+  EXPECT_EQ(wal->stats().segments_prepared, segments);
+  for (const std::string& name : SegmentFiles(&fs_, kDir)) {
+    auto size = fs_.GetFileSize(std::string(kDir) + "/" + name);
+    ASSERT_TRUE(size.ok());
+    EXPECT_EQ(*size, options_.segment_size_bytes) << name;
+  }
+  wal.reset();
+  wal = Open();
+  EXPECT_EQ(wal->recovery().segments, segments);
+  EXPECT_FALSE(wal->recovery().tail_truncated);
+  Entries entries = ReadAll(wal.get(), 1);
+  ASSERT_EQ(entries.size(), 600u);
+  for (uint64_t index = 1; index <= 600; ++index) {
+    ASSERT_EQ(entries[index - 1].second, Payload(index, 100)) << index;
+  }
+}
+
 // The same log on the real file system: preallocated segments keep their size, and the log
 // survives reopening.
-TEST(WalPosixTest, AppendRotateTruncateReopen) {
+class WalPosixTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(WalPosixTest, AppendRotateTruncateReopen) {
   const char* tmp = std::getenv("TMPDIR");
   std::string dir = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/cairn_wal_test_XXXXXX";
   ASSERT_NE(::mkdtemp(dir.data()), nullptr);
   env::FileSystem* fs = env::PosixFileSystem::Default();
   WalOptions options;
   options.segment_size_bytes = 64 * 1024;
+  options.zero_filled_segments = GetParam();
   {
     auto wal = OpenOrDie(fs, dir, options);
     for (uint64_t index = 1; index <= 2000; ++index) {
@@ -456,6 +558,11 @@ TEST(WalPosixTest, AppendRotateTruncateReopen) {
   }
   std::filesystem::remove_all(dir);
 }
+
+INSTANTIATE_TEST_SUITE_P(Segments, WalPosixTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "ZeroFilled" : "Fallocated";
+                         });
 
 }  // namespace
 }  // namespace cairn::wal
