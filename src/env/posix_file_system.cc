@@ -136,19 +136,16 @@ Result<std::unique_ptr<WritableFile>> PosixFileSystem::NewWritableFile(const std
 }
 
 Result<std::unique_ptr<WritableFile>> PosixFileSystem::ReopenWritableFile(const std::string& path) {
-  CAIRN_ASSIGN_OR_RETURN(int fd, OpenFd(path, O_WRONLY));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    Status status = PosixError("fstat", path, errno);
-    ::close(fd);
-    return status;
-  }
-  return std::unique_ptr<WritableFile>(
-      new PosixWritableFile(path, fd, static_cast<uint64_t>(st.st_size)));
+  return OpenForWriting(path, std::nullopt);
 }
 
 Result<std::unique_ptr<WritableFile>> PosixFileSystem::ReopenWritableFileAt(const std::string& path,
                                                                             uint64_t position) {
+  return OpenForWriting(path, position);
+}
+
+Result<std::unique_ptr<WritableFile>> PosixFileSystem::OpenForWriting(
+    const std::string& path, std::optional<uint64_t> position) {
   CAIRN_ASSIGN_OR_RETURN(int fd, OpenFd(path, O_WRONLY));
   struct stat st;
   if (::fstat(fd, &st) != 0) {
@@ -156,12 +153,13 @@ Result<std::unique_ptr<WritableFile>> PosixFileSystem::ReopenWritableFileAt(cons
     ::close(fd);
     return status;
   }
-  if (position > static_cast<uint64_t>(st.st_size)) {
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (position.value_or(size) > size) {
     ::close(fd);
-    return Status::InvalidArgument("open " + path + " at " + std::to_string(position) +
-                                   ": past its end (" + std::to_string(st.st_size) + " bytes)");
+    return Status::InvalidArgument("open " + path + " at " + std::to_string(*position) +
+                                   ": past its end (" + std::to_string(size) + " bytes)");
   }
-  return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd, position));
+  return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd, position.value_or(size)));
 }
 
 Result<std::unique_ptr<ReadableFile>> PosixFileSystem::NewReadableFile(const std::string& path) {

@@ -5,6 +5,8 @@
 // Thread-safety: as FileSystem. Default() lives for the whole process.
 #pragma once
 
+#include <optional>
+
 #include "src/env/file_system.h"
 
 namespace cairn::env {
@@ -29,6 +31,11 @@ class PosixFileSystem final : public FileSystem {
   Status RenameFile(const std::string& from, const std::string& to) override;
   Status TruncateFile(const std::string& path, uint64_t size_bytes) override;
   Status SyncDir(const std::string& dir) override;
+
+ private:
+  // Opens an existing file for writing at `position`, or at its end when it has no value.
+  Result<std::unique_ptr<WritableFile>> OpenForWriting(const std::string& path,
+                                                       std::optional<uint64_t> position);
 };
 
 }  // namespace cairn::env
