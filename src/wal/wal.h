@@ -87,7 +87,7 @@ class Wal {
     uint64_t syncs = 0;           // fdatasync calls made (Sync, rotation, truncation)
     uint64_t segments_created = 0;
     uint64_t segments_deleted = 0;
-    uint64_t segments_prepared = 0;  // zero-filled by the background thread (zero_filled_segments)
+    uint64_t segments_prepared = 0;   // zero-filled by the background thread (zero_filled_segments)
     bool next_segment_ready = false;  // a prepared segment waits for the next rotation
   };
 
