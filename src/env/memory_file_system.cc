@@ -225,28 +225,28 @@ Result<std::unique_ptr<WritableFile>> MemoryFileSystem::NewWritableFile(const st
 
 Result<std::unique_ptr<WritableFile>> MemoryFileSystem::ReopenWritableFile(
     const std::string& path) {
-  const std::string name = Normalize(path);
-  std::lock_guard<std::mutex> lock(mutex_);
-  CAIRN_RETURN_IF_ERROR(BeforeOperation(FileOperation::kReopenWritableFile, name));
-  auto it = files_.find(name);
-  if (it == files_.end()) return Status::NotFound("open " + name + ": No such file or directory");
-  return std::unique_ptr<WritableFile>(
-      new Writable(this, name, it->second, epoch_, it->second->data.size()));
+  return OpenForWriting(path, std::nullopt);
 }
 
 Result<std::unique_ptr<WritableFile>> MemoryFileSystem::ReopenWritableFileAt(
     const std::string& path, uint64_t position) {
+  return OpenForWriting(path, position);
+}
+
+Result<std::unique_ptr<WritableFile>> MemoryFileSystem::OpenForWriting(
+    const std::string& path, std::optional<uint64_t> position) {
   const std::string name = Normalize(path);
   std::lock_guard<std::mutex> lock(mutex_);
   CAIRN_RETURN_IF_ERROR(BeforeOperation(FileOperation::kReopenWritableFile, name));
   auto it = files_.find(name);
   if (it == files_.end()) return Status::NotFound("open " + name + ": No such file or directory");
-  if (position > it->second->data.size()) {
-    return Status::InvalidArgument("open " + name + " at " + std::to_string(position) +
-                                   ": past its end (" + std::to_string(it->second->data.size()) +
-                                   " bytes)");
+  const uint64_t size = it->second->data.size();
+  if (position.value_or(size) > size) {
+    return Status::InvalidArgument("open " + name + " at " + std::to_string(*position) +
+                                   ": past its end (" + std::to_string(size) + " bytes)");
   }
-  return std::unique_ptr<WritableFile>(new Writable(this, name, it->second, epoch_, position));
+  return std::unique_ptr<WritableFile>(
+      new Writable(this, name, it->second, epoch_, position.value_or(size)));
 }
 
 Result<std::unique_ptr<ReadableFile>> MemoryFileSystem::NewReadableFile(const std::string& path) {

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -73,6 +74,11 @@ class MemoryFileSystem : public FileSystem {
   Status OverwriteFile(const std::string& path, std::string_view contents);
   // Changes (writes, truncations, preallocations) not yet covered by a Sync, over all files.
   uint64_t UnsyncedChangeCount();
+
+ private:
+  // Opens an existing file for writing at `position`, or at its end when it has no value.
+  Result<std::unique_ptr<WritableFile>> OpenForWriting(const std::string& path,
+                                                       std::optional<uint64_t> position);
 
  protected:
   // Called with mutex_ held at the start of every operation on `path`; a non-OK status
