@@ -809,9 +809,7 @@ void RocksDbWriteBatch::PutUnread(Family family, std::string_view key, std::stri
 }
 
 void RocksDbWriteBatch::PutSeldomRead(Family family, std::string_view key, std::string_view value) {
-  rocksdb::Status status =
-      batch_.GetWriteBatch()->Put(engine_->handle(family), ToSlice(key), ToSlice(value));
-  CAIRN_CHECK_MSG(status.ok(), status.ToString().c_str());
+  PutUnread(family, key, value);
   unindexed_families_ |= 1u << FamilyIndex(family);
 }
 
