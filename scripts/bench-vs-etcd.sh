@@ -205,9 +205,12 @@ wl_load_1m() {
   bench "$1" --conns 10 --clients 200 --total 1000000 --key-space-size 1000000 --sequential-keys \
     $COMMON put
 }
+# Two put passes: the first right after the load (cold caches, the load's compactions still
+# running), the second the steady state a loaded server settles into (docs/benchmarks.md).
 wl_keys_10m() {
   preload 10000000
   bench "$1.put" $MANY --total $TOTAL --key-space-size 10000000 $COMMON put
+  bench "$1.put_next" $MANY --total $TOTAL --key-space-size 10000000 $COMMON put
   bench "$1" $MANY --total $TOTAL --key-space-size 10000000 $COMMON range --consistency l
 }
 
