@@ -206,7 +206,8 @@ wl_load_1m() {
     $COMMON put
 }
 # Two put passes: the first right after the load (cold caches, the load's compactions still
-# running), the second the steady state a loaded server settles into (docs/benchmarks.md).
+# running), the second at once after it, nearer a loaded server's usual state
+# (docs/benchmarks.md, "10M keys, session 14").
 wl_keys_10m() {
   preload 10000000
   bench "$1.put" $MANY --total $TOTAL --key-space-size 10000000 $COMMON put
