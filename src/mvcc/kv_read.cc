@@ -187,30 +187,20 @@ std::unique_ptr<storage::Iterator> SnapshotView::NewIterator(Family family,
 }
 
 Result<bool> BatchView::Get(Family family, std::string_view key, std::string* value) {
-  const bool cached = cache_ != nullptr && cache_->enabled();
-  if (family != Family::kKvLatest || (!cached && prefetched_ == nullptr)) {
-    return batch_->Get(family, key, value);
-  }
-  // The batch's own writes first: the other two hold the state before the batch.
-  switch (batch_->GetWritten(family, key, value)) {
-    case storage::WriteBatch::Written::kPut:
+  if (family != Family::kKvLatest) return batch_->Get(family, key, value);
+  std::string unused;
+  std::string* record = value != nullptr ? value : &unused;
+  switch (latest_->Get(key, record)) {
+    case BatchLatest::Lookup::kPresent:
       return true;
-    case storage::WriteBatch::Written::kDeleted:
+    case BatchLatest::Lookup::kAbsent:
       return false;
-    case storage::WriteBatch::Written::kNothing:
+    case BatchLatest::Lookup::kUnknown:
       break;
   }
-  if (prefetched_ != nullptr) {
-    auto it = prefetched_->find(key);
-    if (it != prefetched_->end()) {
-      if (!it->second.has_value()) return false;
-      if (value != nullptr) *value = *it->second;
-      return true;
-    }
-  }
-  if (cached) {
-    std::string unused;
-    switch (cache_->Get(key, value != nullptr ? value : &unused)) {
+  // The batch did not write the key: the cache and the engine hold its record.
+  if (cache_ != nullptr) {
+    switch (cache_->Get(key, record)) {
       case LatestCache::Lookup::kPresent:
         return true;
       case LatestCache::Lookup::kAbsent:
@@ -219,7 +209,7 @@ Result<bool> BatchView::Get(Family family, std::string_view key, std::string* va
         break;
     }
   }
-  return batch_->Get(family, key, value);
+  return engine_->Get(storage::ReadOptions(), family, key, value);
 }
 
 std::unique_ptr<storage::Iterator> BatchView::NewIterator(Family family,

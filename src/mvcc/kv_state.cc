@@ -1,5 +1,6 @@
 #include "src/mvcc/kv_state.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -157,11 +158,11 @@ Result<std::unique_ptr<KvState>> KvState::Open(
 }
 
 Status KvState::Reload() {
-  CAIRN_CHECK(pending_latest_.empty());
+  CAIRN_CHECK(!batch_latest_.HasWrites());
   CAIRN_ASSIGN_OR_RETURN(Revisions revisions, LoadRevisions(engine_));
   CAIRN_RETURN_IF_ERROR(key_count_blocks_.Load(engine_, revisions.key_count));
   filter_->SetCompactedRevision(revisions.compacted);
-  prefetched_.clear();
+  batch_latest_.Clear();
   cache_.BeginPublish();
   cache_.Clear(revisions.current);
   pending_ = revisions;
@@ -342,11 +343,10 @@ Status KvState::ApplyWrite(storage::WriteBatch* batch, Response* resp,
                            std::vector<mvccpb::Event>* events, Execute execute,
                            bool always_new_revision) {
   std::vector<mvccpb::Event> command_events;
-  internal::BatchView view(batch, &cache_, &prefetched_);
+  internal::BatchView view(batch, engine_, &batch_latest_, &cache_);
   internal::CommandExecutor executor(&view, batch, pending_.current, pending_.compacted,
                                      events != nullptr ? &command_events : nullptr);
-  std::vector<internal::LatestChange> latest_changes;
-  if (cache_.enabled()) executor.set_latest_changes(&latest_changes);
+  executor.set_batch_latest(&batch_latest_);
   std::vector<internal::KeyCountChange> key_count_changes;
   executor.set_key_count_changes(&key_count_changes);
   executor.set_lease_index(leases_);
@@ -355,6 +355,7 @@ Status KvState::ApplyWrite(storage::WriteBatch* batch, Response* resp,
   if (status.ok()) status = key_count_blocks_.Apply(&view, key_count_changes);
   if (!status.ok()) {
     CAIRN_CHECK_OK(batch->RollbackToSavePoint());
+    batch_latest_.RollbackCommand();
     resp->Clear();
     return status;
   }
@@ -366,8 +367,8 @@ Status KvState::ApplyWrite(storage::WriteBatch* batch, Response* resp,
     batch_needs_meta_ = true;
   }
   batch->PopSavePoint();
+  batch_latest_.CommitCommand();
   pending_ = next;
-  KeepLatestChanges(&latest_changes);
   if (events != nullptr) {
     for (auto& event : command_events) events->push_back(std::move(event));
   }
@@ -461,40 +462,33 @@ Status KvState::ApplyCompaction(storage::WriteBatch* batch,
 }
 
 Status KvState::PrefetchLatest(std::span<const std::string_view> keys) {
-  prefetched_.clear();
   std::vector<std::string_view> missed;
   std::string record;
   for (std::string_view key : keys) {
-    if (key.empty() || prefetched_.contains(key)) continue;
+    if (key.empty() || batch_latest_.Knows(key)) continue;
     switch (cache_.Get(key, &record)) {
       case LatestCache::Lookup::kPresent:
-        prefetched_.emplace(key, std::move(record));
+        batch_latest_.AddReadAhead(key, &record);
         break;
       case LatestCache::Lookup::kAbsent:
-        prefetched_.emplace(key, std::nullopt);
+        batch_latest_.AddReadAhead(key, nullptr);
         break;
       case LatestCache::Lookup::kMiss:
-        prefetched_.emplace(key, std::nullopt);  // a place, filled below
         missed.push_back(key);
         break;
     }
   }
   if (missed.empty()) return Status::Ok();
+  std::sort(missed.begin(), missed.end());
+  missed.erase(std::unique(missed.begin(), missed.end()), missed.end());
   std::vector<std::optional<std::string>> records;
-  Status read = engine_->MultiGet(storage::ReadOptions(), Family::kKvLatest, missed, &records);
-  if (!read.ok()) {
-    prefetched_.clear();
-    return read;
-  }
+  // What the batch has not written yet is the engine's (nothing else writes it).
+  CAIRN_RETURN_IF_ERROR(
+      engine_->MultiGet(storage::ReadOptions(), Family::kKvLatest, missed, &records));
   for (size_t i = 0; i < missed.size(); ++i) {
-    prefetched_.find(missed[i])->second = std::move(records[i]);
+    batch_latest_.AddReadAhead(missed[i], records[i] ? &*records[i] : nullptr);
   }
   return Status::Ok();
-}
-
-void KvState::KeepLatestChanges(std::vector<internal::LatestChange>* changes) {
-  for (auto& change : *changes) pending_latest_.push_back(std::move(change));
-  changes->clear();
 }
 
 void KvState::OnBatchWritten() {
@@ -503,15 +497,16 @@ void KvState::OnBatchWritten() {
   // The cache and the revision change together inside the publish window, so a reader sees
   // either the old pair or the new one (latest_cache.h).
   cache_.BeginPublish();
-  for (const auto& change : pending_latest_) {
-    if (change.deleted) {
-      cache_.MarkAbsent(change.key, written_.current);
-    } else {
-      cache_.Update(change.key, change.record, written_.current);
-    }
+  if (cache_.enabled()) {
+    batch_latest_.ForEachWritten([&](std::string_view key, const std::string* record) {
+      if (record == nullptr) {
+        cache_.MarkAbsent(key, written_.current);
+      } else {
+        cache_.Update(key, *record, written_.current);
+      }
+    });
   }
-  pending_latest_.clear();
-  prefetched_.clear();
+  batch_latest_.Clear();
   key_count_blocks_.OnBatchWritten();
   published_key_count_.store(written_.key_count);
   published_current_.store(written_.current);
@@ -521,10 +516,9 @@ void KvState::OnBatchWritten() {
 }
 
 void KvState::OnBatchAborted() {
-  prefetched_.clear();
+  batch_latest_.Clear();
   batch_needs_meta_ = false;
   pending_ = written_;
-  pending_latest_.clear();
   key_count_blocks_.OnBatchAborted();
 }
 

@@ -32,6 +32,7 @@
 #include "mvccpb/kv.pb.h"
 #include "src/base/result.h"
 #include "src/base/status.h"
+#include "src/mvcc/batch_latest.h"
 #include "src/mvcc/compaction_filter.h"
 #include "src/mvcc/key_count_blocks.h"
 #include "src/mvcc/kv_txn.h"
@@ -128,7 +129,7 @@ class KvState {
   // keys), from the cache of hot keys or, for the others, from the engine in one batched
   // lookup, which costs less than reading them one by one. The batch's commands then find
   // them in memory. Forgotten at OnBatchWritten and OnBatchAborted. Errors: engine errors
-  // (nothing is kept; the commands read the engine themselves).
+  // (the commands then read the keys the cache missed themselves).
   Status PrefetchLatest(std::span<const std::string_view> keys);
 
   // Adds the batch's meta writes: the revisions, key count and key count blocks as the
@@ -169,8 +170,6 @@ class KvState {
   template <typename Response, typename Execute>
   Status ApplyWrite(storage::WriteBatch* batch, Response* resp, std::vector<mvccpb::Event>* events,
                     Execute execute, bool always_new_revision = false);
-  // Moves a successful command's kv_latest changes to the batch's pending list.
-  void KeepLatestChanges(std::vector<internal::LatestChange>* changes);
 
   // The revisions and key count stored in the engine (Open and Reload).
   static Result<Revisions> LoadRevisions(storage::Engine* engine);
@@ -187,11 +186,9 @@ class KvState {
   // Apply thread only: a command changed pending_ since the last FinishBatch.
   bool batch_needs_meta_ = false;
 
-  // Apply thread only: kv_latest changes of the unwritten batch, published to the cache
-  // together with the revision in OnBatchWritten.
-  std::vector<internal::LatestChange> pending_latest_;
-  // Apply thread only: PrefetchLatest's records for the unwritten batch.
-  internal::PrefetchedLatest prefetched_;
+  // Apply thread only: the unwritten batch's kv_latest writes (published to the cache
+  // together with the revision in OnBatchWritten) and PrefetchLatest's records.
+  internal::BatchLatest batch_latest_;
   // Apply thread only: the key count blocks, including the unwritten batch's commands.
   internal::KeyCountBlocks key_count_blocks_;
   mutable LatestCache cache_;

@@ -79,8 +79,11 @@ Status CommandExecutor::Put(const etcdserverpb::PutRequest& req, etcdserverpb::P
   format::AppendHistoryPut(&history, changes_, record);
   mvccpb::KeyValue kv;
   if (events_ != nullptr) FillKeyValue(req.key(), record, &kv);
-  batch_->Put(Family::kKvLatest, req.key(), latest);
-  if (latest_changes_ != nullptr) latest_changes_->push_back({req.key(), std::move(latest), false});
+  // Read back from latest_ (BatchView), so RocksDB need not index it until an iterator
+  // reads kv_latest through the batch.
+  CAIRN_CHECK(latest_ != nullptr);
+  batch_->PutSeldomRead(Family::kKvLatest, req.key(), latest);
+  latest_->Write(req.key(), &latest);
   const int64_t old_lease = found ? old.lease : 0;
   if (leases_ != nullptr && old_lease != record.lease) {
     if (old_lease != 0) leases_->Detach(batch_, old_lease, req.key());
@@ -146,8 +149,9 @@ Status CommandExecutor::DeleteRange(const etcdserverpb::DeleteRangeRequest& req,
     for (mvccpb::KeyValue& kv : chunk) {
       tombstone.clear();
       format::AppendHistoryTombstone(&tombstone, changes_);
+      CAIRN_CHECK(latest_ != nullptr);
       batch_->Delete(Family::kKvLatest, kv.key());
-      if (latest_changes_ != nullptr) latest_changes_->push_back({kv.key(), {}, true});
+      latest_->Write(kv.key(), nullptr);
       if (leases_ != nullptr && kv.lease() != 0) leases_->Detach(batch_, kv.lease(), kv.key());
       bool repeated_key = false;
       CAIRN_RETURN_IF_ERROR(WriteHistory(kv.key(), revision, tombstone, &repeated_key));

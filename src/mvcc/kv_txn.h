@@ -13,6 +13,7 @@
 #include "etcdserverpb/rpc.pb.h"
 #include "mvccpb/kv.pb.h"
 #include "src/base/status.h"
+#include "src/mvcc/batch_latest.h"
 #include "src/mvcc/key_count_blocks.h"
 #include "src/mvcc/kv_read.h"
 #include "src/mvcc/lease_index.h"
@@ -22,13 +23,6 @@ namespace cairn::mvcc::internal {
 
 // One command's execution context: every change gets main revision begin + 1 and the next
 // sub revision. Writes go to `batch` (nullptr for a read-only txn: then only ranges run).
-// A change to kv_latest made by a command, for the cache of hot keys (latest_cache.h).
-struct LatestChange {
-  std::string key;
-  std::string record;  // encoded latest record; empty when deleted
-  bool deleted = false;
-};
-
 class CommandExecutor {
  public:
   CommandExecutor(View* view, storage::WriteBatch* batch, int64_t begin_revision, int64_t compacted,
@@ -40,8 +34,9 @@ class CommandExecutor {
         events_(events),
         command_events_begin_(events == nullptr ? 0 : events->size()) {}
 
-  // Every kv_latest write of this command is also appended to *changes (when set).
-  void set_latest_changes(std::vector<LatestChange>* changes) { latest_changes_ = changes; }
+  // Every kv_latest write of this command also goes to *latest, which the view reads (see
+  // BatchView). REQUIRES before a write: set.
+  void set_batch_latest(BatchLatest* latest) { latest_ = latest; }
   // Every live key the command creates or deletes is also appended to *changes (when set).
   void set_key_count_changes(std::vector<KeyCountChange>* changes) { key_count_changes_ = changes; }
   // Puts check that their lease exists and every lease change is reported (when set).
@@ -94,7 +89,7 @@ class CommandExecutor {
   std::vector<mvccpb::Event>* const events_;
   // The index in *events_ of this command's first event.
   const size_t command_events_begin_;
-  std::vector<LatestChange>* latest_changes_ = nullptr;
+  BatchLatest* latest_ = nullptr;
   std::vector<KeyCountChange>* key_count_changes_ = nullptr;
   LeaseIndex* leases_ = nullptr;
   int64_t changes_ = 0;

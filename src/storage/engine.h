@@ -93,20 +93,17 @@ class WriteBatch {
     Put(family, key, value);
   }
   // A Put whose key is seldom read back through this batch (each history record of a
-  // command): Get, GetWritten and NewIterator still see it. Cheaper when nothing reads its
-  // family before the batch is written: RocksDB indexes it only when the family is next read
-  // through the batch, re-indexing the whole batch then.
+  // command; a kv_latest record, which the apply thread reads back from its own map): Get and
+  // NewIterator still see it. Cheaper when nothing reads its family before the batch is
+  // written: RocksDB indexes it only when the family is next read through the batch,
+  // re-indexing the whole batch then; after that read, the family's writes are indexed as
+  // they come, so a batch re-indexes at most once per family.
   virtual void PutSeldomRead(Family family, std::string_view key, std::string_view value) {
     Put(family, key, value);
   }
   // Reads `key` as the engine would after this batch were written: batch first, then the
   // engine's latest state. Returns true and fills *value if found.
   virtual Result<bool> Get(Family family, std::string_view key, std::string* value) = 0;
-  // This batch's own last write of `key`, without reading the engine: kPut (and *value), a
-  // delete, or nothing. For a reader with a cache of the engine's state in front of it.
-  // Writes made with PutUnread may be missed.
-  enum class Written { kNothing, kPut, kDeleted };
-  virtual Written GetWritten(Family family, std::string_view key, std::string* value) = 0;
   // Iterates the engine's latest state with this batch's writes merged on top.
   // The iterator must be destroyed before the batch is modified or written.
   virtual std::unique_ptr<Iterator> NewIterator(Family family, const ReadOptions& options) = 0;

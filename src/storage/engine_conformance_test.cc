@@ -147,44 +147,6 @@ TEST_P(EngineConformanceTest, MultiGetReadsEachKeyAsGetWould) {
   EXPECT_TRUE(values.empty());
 }
 
-TEST_P(EngineConformanceTest, GetWrittenSeesOnlyTheBatchsOwnLastWrite) {
-  PutOne(engine(), Family::kKvLatest, "a", "1");
-  PutOne(engine(), Family::kKvLatest, "b", "2");
-  auto batch = engine()->NewWriteBatch();
-  batch->Put(Family::kKvLatest, "b", "20");
-  batch->Delete(Family::kKvLatest, "c");
-  batch->Put(Family::kKvLatest, "e", "5");
-  batch->Delete(Family::kKvLatest, "e");
-  batch->Put(Family::kKvLatest, "f", "6");
-  batch->Delete(Family::kKvLatest, "f");
-  batch->Put(Family::kKvLatest, "f", "60");
-  batch->Put(Family::kMeta, "a", "meta");
-  using Written = WriteBatch::Written;
-  std::string value = "untouched";
-  EXPECT_EQ(batch->GetWritten(Family::kKvLatest, "a", &value), Written::kNothing);  // engine's
-  EXPECT_EQ(value, "untouched");
-  EXPECT_EQ(batch->GetWritten(Family::kKvLatest, "b", &value), Written::kPut);
-  EXPECT_EQ(value, "20");
-  EXPECT_EQ(batch->GetWritten(Family::kKvLatest, "c", &value), Written::kDeleted);
-  EXPECT_EQ(batch->GetWritten(Family::kKvLatest, "e", &value), Written::kDeleted);
-  EXPECT_EQ(batch->GetWritten(Family::kKvLatest, "f", &value), Written::kPut);
-  EXPECT_EQ(value, "60");
-  EXPECT_EQ(batch->GetWritten(Family::kKvLatest, "f", nullptr), Written::kPut);
-  EXPECT_EQ(batch->GetWritten(Family::kKvHistory, "b", &value), Written::kNothing);
-  EXPECT_EQ(batch->GetWritten(Family::kMeta, "a", &value), Written::kPut);
-  EXPECT_EQ(value, "meta");
-
-  // A rolled-back write is gone; the one under it shows again.
-  batch->SetSavePoint();
-  batch->Delete(Family::kKvLatest, "b");
-  batch->Put(Family::kKvLatest, "g", "7");
-  EXPECT_EQ(batch->GetWritten(Family::kKvLatest, "b", &value), Written::kDeleted);
-  ASSERT_TRUE(batch->RollbackToSavePoint().ok());
-  EXPECT_EQ(batch->GetWritten(Family::kKvLatest, "b", &value), Written::kPut);
-  EXPECT_EQ(value, "20");
-  EXPECT_EQ(batch->GetWritten(Family::kKvLatest, "g", &value), Written::kNothing);
-}
-
 // Base: a c e g i. Batch: put b, delete c, overwrite e, delete g, put h, delete x (absent).
 class MergedIteratorTest : public EngineConformanceTest {
  protected:
@@ -329,9 +291,7 @@ TEST_P(EngineConformanceTest, SeldomReadPutsAreSeenByEveryReadOfTheBatch) {
   batch->PutSeldomRead(Family::kKvHistory, "h1", "one");
   batch->Put(Family::kKvLatest, "k", "v");  // a read of another family indexes nothing yet
   EXPECT_EQ(BatchGet(batch.get(), Family::kKvLatest, "k"), "v");
-  std::string value;
-  EXPECT_EQ(batch->GetWritten(Family::kKvHistory, "h1", &value), WriteBatch::Written::kPut);
-  EXPECT_EQ(value, "one");
+  EXPECT_EQ(BatchGet(batch.get(), Family::kKvHistory, "h1"), "one");
 
   batch->PutSeldomRead(Family::kKvHistory, "h2", "two");
   EXPECT_EQ(BatchGet(batch.get(), Family::kKvHistory, "h2"), "two");
@@ -346,8 +306,13 @@ TEST_P(EngineConformanceTest, SeldomReadPutsAreSeenByEveryReadOfTheBatch) {
   EXPECT_EQ(BatchGet(batch.get(), Family::kKvHistory, "h3"), std::nullopt);
   EXPECT_EQ(BatchGet(batch.get(), Family::kKvHistory, "h4"), std::nullopt);
   batch->PutSeldomRead(Family::kKvHistory, "h5", "five");
-  EXPECT_EQ(batch->GetWritten(Family::kKvHistory, "h5", nullptr), WriteBatch::Written::kPut);
+  EXPECT_EQ(BatchGet(batch.get(), Family::kKvHistory, "h5"), "five");
   batch->PutSeldomRead(Family::kKvHistory, "h6", "six");
+  auto again = batch->NewIterator(Family::kKvHistory, ReadOptions());
+  EXPECT_EQ(
+      ScanForward(again.get()),
+      (KeyValues{{"h0", "base"}, {"h1", "one"}, {"h2", "two"}, {"h5", "five"}, {"h6", "six"}}));
+  again.reset();
   ASSERT_TRUE(engine()->Write(batch.get()).ok());
   EXPECT_EQ(
       ScanAll(engine(), Family::kKvHistory),

@@ -376,13 +376,6 @@ class MemoryWriteBatch final : public WriteBatch {
     if (value != nullptr) *value = entry->value;
     return true;
   }
-  Written GetWritten(Family family, std::string_view key, std::string* value) override {
-    const Entry* entry = memory_internal::Find(trees_[FamilyIndex(family)].root, key);
-    if (entry == nullptr) return Written::kNothing;
-    if (entry->deleted) return Written::kDeleted;
-    if (value != nullptr) *value = entry->value;
-    return Written::kPut;
-  }
   std::unique_ptr<Iterator> NewIterator(Family family, const ReadOptions& options) override {
     return std::make_unique<memory_internal::MergedIterator>(
         engine_->TreeFor(options, family).root, trees_[FamilyIndex(family)].root, options);

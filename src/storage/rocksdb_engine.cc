@@ -318,7 +318,6 @@ class RocksDbWriteBatch final : public WriteBatch {
   void PutSeldomRead(Family family, std::string_view key, std::string_view value) override;
   void Delete(Family family, std::string_view key) override;
   Result<bool> Get(Family family, std::string_view key, std::string* value) override;
-  Written GetWritten(Family family, std::string_view key, std::string* value) override;
   std::unique_ptr<Iterator> NewIterator(Family family, const ReadOptions& options) override;
   void SetSavePoint() override { batch_.SetSavePoint(); }
   Status RollbackToSavePoint() override {
@@ -336,6 +335,7 @@ class RocksDbWriteBatch final : public WriteBatch {
   void Clear() override {
     batch_.Clear();
     unindexed_families_ = 0;
+    read_families_ = 0;
   }
 
   RocksDbEngineImpl* engine() const { return engine_; }
@@ -350,6 +350,8 @@ class RocksDbWriteBatch final : public WriteBatch {
   mutable rocksdb::WriteBatchWithIndex batch_;  // mutable: GetWriteBatch() is not const
   // Bit FamilyIndex(f): the batch holds PutSeldomRead writes to f that the index lacks.
   uint32_t unindexed_families_ = 0;
+  // Bit FamilyIndex(f): f was read through the batch; its PutSeldomRead writes are indexed.
+  uint32_t read_families_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -809,11 +811,17 @@ void RocksDbWriteBatch::PutUnread(Family family, std::string_view key, std::stri
 }
 
 void RocksDbWriteBatch::PutSeldomRead(Family family, std::string_view key, std::string_view value) {
+  const uint32_t bit = 1u << FamilyIndex(family);
+  if ((read_families_ & bit) != 0) {
+    Put(family, key, value);  // read once, likely read again: no second re-index
+    return;
+  }
   PutUnread(family, key, value);
-  unindexed_families_ |= 1u << FamilyIndex(family);
+  unindexed_families_ |= bit;
 }
 
 void RocksDbWriteBatch::IndexForRead(Family family) {
+  read_families_ |= 1u << FamilyIndex(family);
   if ((unindexed_families_ & (1u << FamilyIndex(family))) == 0) return;
   // WriteBatchWithIndex rebuilds its index from the records on a rollback: a rollback to a
   // save point taken just now changes no record and indexes them all.
@@ -837,24 +845,6 @@ Result<bool> RocksDbWriteBatch::Get(Family family, std::string_view key, std::st
   if (!status.ok()) return FromRocks(status);
   if (value != nullptr) value->assign(pinned.data(), pinned.size());
   return true;
-}
-
-WriteBatch::Written RocksDbWriteBatch::GetWritten(Family family, std::string_view key,
-                                                  std::string* value) {
-  IndexForRead(family);
-  // The index holds one entry per key (overwrite_key), but reading to the last entry of the
-  // key does not depend on it.
-  std::unique_ptr<rocksdb::WBWIIterator> it(batch_.NewIterator(engine_->handle(family)));
-  Written written = Written::kNothing;
-  for (it->Seek(ToSlice(key)); it->Valid() && ToView(it->Entry().key) == key; it->Next()) {
-    const rocksdb::WriteEntry entry = it->Entry();
-    CAIRN_CHECK_MSG(entry.type == rocksdb::kPutRecord || entry.type == rocksdb::kDeleteRecord,
-                    "a write batch holds only puts and deletes");
-    written = entry.type == rocksdb::kPutRecord ? Written::kPut : Written::kDeleted;
-    if (written == Written::kPut && value != nullptr)
-      value->assign(entry.value.data(), entry.value.size());
-  }
-  return written;
 }
 
 std::unique_ptr<Iterator> RocksDbWriteBatch::NewIterator(Family family,
