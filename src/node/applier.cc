@@ -229,7 +229,8 @@ Status Applier::ApplyGroup(std::span<Entry> entries) {
   if (read_keys.size() >= kPrefetchMinKeys) (void)kv_->PrefetchLatest(read_keys);
   auto batch = engine_->NewWriteBatch();
   std::vector<mvccpb::Event> events;
-  std::vector<mvccpb::Event>* events_out = sink_ ? &events : nullptr;
+  const bool build_events = sink_ && (!events_wanted_ || events_wanted_());
+  std::vector<mvccpb::Event>* events_out = build_events ? &events : nullptr;
   for (Entry& entry : entries) {
     CAIRN_CHECK(entry.index == expected);
     ++expected;
@@ -261,7 +262,7 @@ Status Applier::ApplyGroup(std::span<Entry> entries) {
   kv_->OnBatchWritten();
   if (events_ != nullptr) events_->OnBatchWritten();
   applied_index_.store(last, std::memory_order_release);
-  if (sink_) sink_(kv_->CurrentRevision(), std::move(events));
+  if (sink_) sink_(kv_->CurrentRevision(), events_out);
   return Status::Ok();
 }
 

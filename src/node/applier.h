@@ -62,8 +62,14 @@ class Applier {
   };
 
   // Receives, after each successful engine write, the store revision and all events of the
-  // batch in order (for watches). Runs on the apply thread: must be short.
-  using EventSink = std::function<void(int64_t revision, std::vector<mvccpb::Event>&& events)>;
+  // batch in order (for watches; the sink may move them out), or nullptr when the batch built
+  // none because the events-wanted check said nobody wanted them: then anyone who started
+  // watching meanwhile must read the batch's revisions from storage. Runs on the apply
+  // thread: must be short.
+  using EventSink = std::function<void(int64_t revision, std::vector<mvccpb::Event>* events)>;
+  // Asked on the apply thread before each batch: false = the batch builds no events (a
+  // store without watchers saves a copy of every changed key and value). Empty = always true.
+  using EventsWanted = std::function<bool()>;
 
   // Reads the persisted applied index and checks the format version (a fresh engine is
   // stamped with kFormatVersion). `sink` may be empty.
@@ -99,6 +105,8 @@ class Applier {
   void set_projections(events::projection::ProjectionDefinitions* projections) {
     projections_ = projections;
   }
+  // Whether the next batch's events are wanted (EventsWanted). Set before applying.
+  void set_events_wanted(EventsWanted wanted) { events_wanted_ = std::move(wanted); }
 
  private:
   // Applies `entries` (a barrier only first) in one engine batch.
@@ -117,6 +125,7 @@ class Applier {
   storage::Engine* const engine_;
   mvcc::KvState* const kv_;
   const EventSink sink_;
+  EventsWanted events_wanted_;
   lease::LeaseState* leases_ = nullptr;
   AlarmState* alarms_ = nullptr;
   Membership* membership_ = nullptr;

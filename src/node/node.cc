@@ -164,6 +164,7 @@ Status Node::OpenParts() {
   leases_ = std::make_unique<lease::LeaseState>(engine_.get(), kv_.get());
   kv_->set_lease_index(leases_.get());
   CAIRN_ASSIGN_OR_RETURN(applier_, Applier::Open(engine_.get(), kv_.get(), options_.event_sink));
+  applier_->set_events_wanted(options_.events_wanted);
   applier_->set_leases(leases_.get());
   CAIRN_ASSIGN_OR_RETURN(events_, events::EventState::Open(engine_.get(), kv_.get()));
   applier_->set_events(events_.get());

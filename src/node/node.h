@@ -114,8 +114,10 @@ struct NodeOptions {
   // Most bytes of recent log entries kept in memory for replication. Default: 64 MiB.
   uint64_t log_cache_bytes_max = 64ull << 20;
 
-  // Called on the apply thread after each written batch with its events (watches).
+  // Called on the apply thread after each written batch with its events (watches), and
+  // before each batch to ask whether its events are wanted (applier.h). Default: empty.
   Applier::EventSink event_sink;
+  Applier::EventsWanted events_wanted;
   // Called on the apply thread after each successful engine batch (metrics). Default: empty.
   std::function<void(double apply_seconds, size_t entries)> on_apply_batch;
   // Called on the raft thread after each WAL fdatasync with its duration and the entries it

@@ -108,9 +108,21 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   // The hub is built with the Server (after the node opened); until then events are dropped.
   auto hub_slot = std::make_shared<std::atomic<feed::Hub*>>(nullptr);
   auto waiter_slot = std::make_shared<std::atomic<PrefixWaiter*>>(nullptr);
+  // Without watchers a batch builds no events; a watcher added while such a batch was
+  // applied reads its revisions from storage (JumpTo), as after a snapshot install.
+  node_options.events_wanted = [hub_slot] {
+    feed::Hub* hub = hub_slot->load();
+    return hub != nullptr && hub->watcher_count() > 0;
+  };
   node_options.event_sink = [hub_slot, waiter_slot](int64_t revision,
-                                                    std::vector<mvccpb::Event>&& events) {
-    if (feed::Hub* hub = hub_slot->load()) hub->Publish(revision, events);
+                                                    std::vector<mvccpb::Event>* events) {
+    if (feed::Hub* hub = hub_slot->load()) {
+      if (events != nullptr) {
+        hub->Publish(revision, *events);
+      } else {
+        hub->JumpTo(revision);
+      }
+    }
     if (PrefixWaiter* waiter = waiter_slot->load()) waiter->Notify();
   };
   // Test hook (tests/cluster/cluster_snapshot_test.cc): pause a snapshot install after the
