@@ -135,6 +135,7 @@ Status Node::OpenParts() {
       events::format::kIdKeyBytes;
   engine_options.sorted_batch_writes[static_cast<size_t>(storage::Family::kKvLatest)] = true;
   engine_options.sorted_batch_writes[static_cast<size_t>(storage::Family::kKvHistory)] = true;
+  engine_options.scanned_only[static_cast<size_t>(storage::Family::kKvHistory)] = true;
   if (options_.memory_engine) {
     engine_ = std::make_unique<storage::MemoryEngine>(engine_options);
   } else {

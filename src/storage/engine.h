@@ -176,6 +176,11 @@ struct EngineOptions {
   // batch cost N short walks between neighbours instead of N skip-list searches from the top,
   // whose lower levels miss the cache. Default: false (records go in the order written).
   std::array<bool, kFamilyCount> sorted_batch_writes{};
+  // Per family: true for a family read by iterators, not by point lookups (history records).
+  // Its memtable and SST files keep no Bloom filter: a filter serves only point lookups of
+  // absent keys, and adding a key to the memtable's costs each insert a cache miss. Point
+  // lookups still work, without the shortcut. Default: false (filters kept).
+  std::array<bool, kFamilyCount> scanned_only{};
 };
 
 class Engine {

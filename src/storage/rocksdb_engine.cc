@@ -514,11 +514,13 @@ class RecordCollector final : public rocksdb::WriteBatch::Handler {
   bool unsupported_ = false;
 };
 
+// scanned_only: EngineOptions::scanned_only (no Bloom filters).
 rocksdb::ColumnFamilyOptions MakeFamilyOptions(const EngineOptions& engine_options,
-                                               const std::shared_ptr<rocksdb::Cache>& cache) {
+                                               const std::shared_ptr<rocksdb::Cache>& cache,
+                                               bool scanned_only = false) {
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  if (!scanned_only) table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.whole_key_filtering = true;
   table.cache_index_and_filter_blocks = true;
   table.cache_index_and_filter_blocks_with_high_priority = true;
@@ -531,8 +533,9 @@ rocksdb::ColumnFamilyOptions MakeFamilyOptions(const EngineOptions& engine_optio
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   options.write_buffer_size = engine_options.write_buffer_bytes;
   options.max_write_buffer_number = 4;
-  options.memtable_prefix_bloom_size_ratio = 0.02;  // a memtable bloom for point misses
-  options.memtable_whole_key_filtering = true;
+  // A memtable bloom for point misses.
+  options.memtable_prefix_bloom_size_ratio = scanned_only ? 0 : 0.02;
+  options.memtable_whole_key_filtering = !scanned_only;
   options.level_compaction_dynamic_level_bytes = true;
   // Hot levels (recent writes, rewritten often) stay uncompressed; the rest use LZ4, cheap
   // to decompress on point reads.
@@ -560,7 +563,9 @@ Result<std::unique_ptr<Engine>> RocksDbEngineImpl::Open(const EngineOptions& opt
   for (Family family : kFamilies) {
     size_t index = FamilyIndex(family);
     engine->compaction_[index] = std::make_shared<FamilyCompaction>();
-    rocksdb::ColumnFamilyOptions family_options = base_options;
+    rocksdb::ColumnFamilyOptions family_options =
+        options.scanned_only[index] ? MakeFamilyOptions(options, cache, /*scanned_only=*/true)
+                                    : base_options;
     if (options.compaction_filter_factory != nullptr) {
       family_options.compaction_filter_factory = std::make_shared<FilterFactoryAdapter>(
           options.compaction_filter_factory, family, engine->compaction_[index]);

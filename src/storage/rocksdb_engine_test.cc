@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 
 #include "src/storage/engine_test_util.h"
 
@@ -115,6 +116,52 @@ TEST(RocksDbEngineTest, PointLookupFamilyReadsAndIteratesInKeyOrder) {
   engine.reset();
   engine = OpenOrDie(options);
   expect_in_order(engine->NewIterator(ReadOptions{}, Family::kEventIds).get(), model);
+}
+
+// A scanned-only family (history) keeps no Bloom filter in its SST files, the other families
+// do; its point reads and iterators answer as before, from the memtable and from files.
+TEST(RocksDbEngineTest, ScannedOnlyFamilyHasNoFilterAndReadsAsBefore) {
+  ScratchDir dir;
+  EngineOptions options = TestOptions(dir.path() + "/db");
+  options.scanned_only[static_cast<size_t>(Family::kKvHistory)] = true;
+  std::unique_ptr<Engine> engine = OpenOrDie(options);
+  WriteAcrossFamilies(engine.get(), "flushed", 100);
+  CAIRN_CHECK_OK(engine->Flush());
+  WriteAcrossFamilies(engine.get(), "memtable", 100);
+  for (const char* tag : {"flushed", "memtable"}) {
+    EXPECT_EQ(CountAcrossFamilies(engine.get(), tag, 100), (std::vector<int>{100, 100, 100}));
+  }
+  EXPECT_FALSE(*engine->Get(ReadOptions{}, Family::kKvHistory, "flushed/missing", nullptr));
+  EXPECT_EQ(ScanAll(engine.get(), Family::kKvHistory).size(), 200u);
+  engine.reset();
+
+  // Look at the files' table properties.
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), options.path, &names).ok());
+  for (const std::string& name : names)
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  ASSERT_TRUE(
+      rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), options.path, descriptors, &handles, &db)
+          .ok());
+  std::map<std::string, std::set<std::string>> filters;  // family -> filter policy names
+  for (rocksdb::ColumnFamilyHandle* handle : handles) {
+    rocksdb::TablePropertiesCollection tables;
+    ASSERT_TRUE(db->GetPropertiesOfAllTables(handle, &tables).ok());
+    for (const auto& [file, properties] : tables) {
+      filters[handle->GetName()].insert(properties->filter_policy_name);
+    }
+  }
+  for (rocksdb::ColumnFamilyHandle* handle : handles) delete handle;
+  delete db;
+  EXPECT_EQ(filters["kv_history"], (std::set<std::string>{""}));
+  ASSERT_EQ(filters["kv_latest"].size(), 1u);
+  EXPECT_NE(*filters["kv_latest"].begin(), "");
+
+  engine = OpenOrDie(options);
+  EXPECT_EQ(CountAcrossFamilies(engine.get(), "flushed", 100), (std::vector<int>{100, 100, 100}));
 }
 
 // Families written in key order (sorted_batch_writes) end up exactly as written: the sort
