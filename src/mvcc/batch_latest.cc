@@ -12,11 +12,11 @@ BatchLatest::Lookup BatchLatest::Get(std::string_view key, std::string* record) 
   return Lookup::kPresent;
 }
 
-void BatchLatest::AddReadAhead(std::string_view key, const std::string* record) {
+void BatchLatest::AddReadAhead(std::string_view key, std::optional<std::string_view> record) {
   if (Knows(key)) return;
   Entry entry;
-  if (record != nullptr) {
-    entry.record = *record;
+  if (record) {
+    entry.record.assign(*record);
     entry.present = true;
   }
   entries_.emplace(std::string(key), std::move(entry));

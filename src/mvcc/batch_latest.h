@@ -37,9 +37,9 @@ class BatchLatest {
   Lookup Get(std::string_view key, std::string* record) const;
   bool Knows(std::string_view key) const { return entries_.find(key) != entries_.end(); }
 
-  // Read ahead: `key`'s record before the batch (nullptr: the key does not exist). A key
+  // Read ahead: `key`'s record before the batch (nullopt: the key does not exist). A key
   // already known keeps what it has (a write of the batch is newer).
-  void AddReadAhead(std::string_view key, const std::string* record);
+  void AddReadAhead(std::string_view key, std::optional<std::string_view> record);
 
   // The running command set `key`'s record (a put) or deleted the key (record == nullptr).
   void Write(std::string_view key, const std::string* record);

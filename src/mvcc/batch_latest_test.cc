@@ -37,8 +37,8 @@ std::map<std::string, std::string> Written(const BatchLatest& latest) {
 TEST(BatchLatestTest, ReadAheadIsKeptUntilWrittenAndNeverReplacesAWrite) {
   BatchLatest latest;
   const std::string one = "one";
-  latest.AddReadAhead("a", &one);
-  latest.AddReadAhead("b", nullptr);
+  latest.AddReadAhead("a", one);
+  latest.AddReadAhead("b", std::nullopt);
   EXPECT_EQ(Read(latest, "a"), "one");
   EXPECT_EQ(Read(latest, "b"), "-");
   EXPECT_EQ(Read(latest, "c"), "?");
@@ -51,8 +51,8 @@ TEST(BatchLatestTest, ReadAheadIsKeptUntilWrittenAndNeverReplacesAWrite) {
   latest.Write("a", &two);
   latest.CommitCommand();
   const std::string stale = "stale";
-  latest.AddReadAhead("a", &stale);  // the batch's write is newer
-  latest.AddReadAhead("b", &stale);  // known already
+  latest.AddReadAhead("a", stale);  // the batch's write is newer
+  latest.AddReadAhead("b", stale);  // known already
   EXPECT_EQ(Read(latest, "a"), "two");
   EXPECT_EQ(Read(latest, "b"), "-");
   EXPECT_TRUE(latest.HasWrites());
@@ -65,7 +65,7 @@ TEST(BatchLatestTest, ARolledBackCommandLeavesEveryKeyAsItWas) {
   const std::string first = "first";
   const std::string second = "second";
   const std::string third = "third";
-  latest.AddReadAhead("read", &base);
+  latest.AddReadAhead("read", base);
   latest.Write("kept", &first);
   latest.CommitCommand();
 

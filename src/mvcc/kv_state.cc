@@ -462,31 +462,35 @@ Status KvState::ApplyCompaction(storage::WriteBatch* batch,
 }
 
 Status KvState::PrefetchLatest(std::span<const std::string_view> keys) {
-  std::vector<std::string_view> missed;
-  std::string record;
+  std::vector<std::string_view> wanted;
   for (std::string_view key : keys) {
-    if (key.empty() || batch_latest_.Knows(key)) continue;
-    switch (cache_.Get(key, &record)) {
+    if (!key.empty() && !batch_latest_.Knows(key)) wanted.push_back(key);
+  }
+  std::sort(wanted.begin(), wanted.end());
+  wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+  std::vector<std::string_view> missed;
+  cache_.GetMany(wanted, [&](size_t i, LatestCache::Lookup lookup, std::string_view record) {
+    switch (lookup) {
       case LatestCache::Lookup::kPresent:
-        batch_latest_.AddReadAhead(key, &record);
+        batch_latest_.AddReadAhead(wanted[i], record);
         break;
       case LatestCache::Lookup::kAbsent:
-        batch_latest_.AddReadAhead(key, nullptr);
+        batch_latest_.AddReadAhead(wanted[i], std::nullopt);
         break;
       case LatestCache::Lookup::kMiss:
-        missed.push_back(key);
+        missed.push_back(wanted[i]);
         break;
     }
-  }
+  });
   if (missed.empty()) return Status::Ok();
-  std::sort(missed.begin(), missed.end());
-  missed.erase(std::unique(missed.begin(), missed.end()), missed.end());
+  std::sort(missed.begin(), missed.end());  // GetMany visits in its own order
   std::vector<std::optional<std::string>> records;
   // What the batch has not written yet is the engine's (nothing else writes it).
   CAIRN_RETURN_IF_ERROR(
       engine_->MultiGet(storage::ReadOptions(), Family::kKvLatest, missed, &records));
   for (size_t i = 0; i < missed.size(); ++i) {
-    batch_latest_.AddReadAhead(missed[i], records[i] ? &*records[i] : nullptr);
+    batch_latest_.AddReadAhead(
+        missed[i], records[i] ? std::optional<std::string_view>(*records[i]) : std::nullopt);
   }
   return Status::Ok();
 }

@@ -49,6 +49,56 @@ LatestCache::Lookup LatestCache::Get(std::string_view key, std::string* record) 
   return Lookup::kPresent;
 }
 
+void LatestCache::GetMany(
+    std::span<const std::string_view> keys,
+    const std::function<void(size_t i, Lookup lookup, std::string_view record)>& visit) {
+  if (!enabled()) {
+    for (size_t i = 0; i < keys.size(); ++i) visit(i, Lookup::kMiss, {});
+    return;
+  }
+  struct Item {
+    uint64_t hash;
+    size_t shard;
+    size_t index;
+    size_t bucket;
+  };
+  std::vector<Item> items(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const uint64_t hash = Hash(keys[i]);
+    items[i] = {hash, hash % shards_.size(), i, 0};
+    // The shards never move: their lines (mutex, bucket pointer) load while we go on.
+    __builtin_prefetch(shards_[items[i].shard].get());
+  }
+  std::sort(items.begin(), items.end(),
+            [](const Item& a, const Item& b) { return a.shard < b.shard; });
+  for (size_t begin = 0; begin < items.size();) {
+    size_t end = begin + 1;
+    while (end < items.size() && items[end].shard == items[begin].shard) ++end;
+    Shard& shard = *shards_[items[begin].shard];
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    // Three passes over the shard's keys, so that their cache misses overlap: the bucket
+    // slots, then the first entry of each chain, then the lookups.
+    for (size_t k = begin; k < end; ++k) {
+      items[k].bucket = Bucket(shard, items[k].hash);
+      __builtin_prefetch(&shard.buckets[items[k].bucket]);
+    }
+    for (size_t k = begin; k < end; ++k) {
+      if (const Entry* head = shard.buckets[items[k].bucket]) __builtin_prefetch(head);
+    }
+    for (size_t k = begin; k < end; ++k) {
+      Entry* entry = Find(shard, keys[items[k].index], items[k].hash);
+      if (entry == nullptr) {
+        visit(items[k].index, Lookup::kMiss, {});
+        continue;
+      }
+      entry->referenced = true;
+      visit(items[k].index, entry->absent ? Lookup::kAbsent : Lookup::kPresent,
+            entry->absent ? std::string_view() : std::string_view(entry->record));
+    }
+    begin = end;
+  }
+}
+
 void LatestCache::Put(Shard& shard, std::string_view key, uint64_t hash, std::string_view record,
                       bool absent, int64_t revision, bool replace) {
   Entry* entry = Find(shard, key, hash);

@@ -19,8 +19,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +40,13 @@ class LatestCache {
 
   // Readers. kPresent copies the encoded record into *record.
   Lookup Get(std::string_view key, std::string* record);
+  // Get of several keys (the apply thread's read-ahead): calls visit(i, lookup, record) once
+  // for each keys[i], record being valid during the call only (empty unless kPresent), in no
+  // particular order, under a shard's lock (it must not call the cache). One lock per shard,
+  // and the keys' buckets and entries are fetched from memory together rather than one cache
+  // miss after another.
+  void GetMany(std::span<const std::string_view> keys,
+               const std::function<void(size_t i, Lookup lookup, std::string_view record)>& visit);
   void Fill(std::string_view key, const std::string* record_or_null, int64_t read_revision);
 
   // Seqlock around publishes. ReadBegin returns an even sequence, waiting out a publish in

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
 namespace cairn::mvcc {
 namespace {
 
@@ -94,6 +99,38 @@ TEST(LatestCacheTest, ReadValidateFailsAcrossAPublish) {
   cache.BeginPublish();
   cache.EndPublish();
   EXPECT_FALSE(cache.ReadValidate(sequence));
+}
+
+// GetMany answers each key exactly as Get does (present with its record, absent, missing),
+// once per key, across shards and within one, and marks the entries it found as used.
+TEST(LatestCacheTest, GetManyAnswersEachKeyLikeGet) {
+  for (size_t shards : {size_t{1}, size_t{4}, size_t{64}}) {
+    LatestCache cache(1 << 20, shards);
+    cache.BeginPublish();
+    for (int i = 0; i < 300; ++i) {
+      const std::string key = "k" + std::to_string(i);
+      if (i % 3 == 0) cache.Update(key, "record-" + std::to_string(i), 2);
+      if (i % 3 == 1) cache.MarkAbsent(key, 2);
+    }
+    cache.EndPublish();
+    std::vector<std::string> owned;
+    for (int i = 0; i < 300; i += 2) owned.push_back("k" + std::to_string(i));
+    owned.push_back("never");
+    std::vector<std::string_view> keys(owned.begin(), owned.end());
+    std::vector<int> visits(keys.size());
+    std::vector<std::pair<LatestCache::Lookup, std::string>> answers(keys.size());
+    cache.GetMany(keys, [&](size_t i, LatestCache::Lookup lookup, std::string_view record) {
+      ASSERT_LT(i, keys.size());
+      ++visits[i];
+      answers[i] = {lookup, std::string(record)};
+    });
+    for (size_t i = 0; i < keys.size(); ++i) {
+      std::string expected_record;
+      EXPECT_EQ(answers[i].first, cache.Get(keys[i], &expected_record)) << keys[i];
+      EXPECT_EQ(answers[i].second, expected_record) << keys[i];
+    }
+    EXPECT_EQ(visits, std::vector<int>(keys.size(), 1)) << shards << " shards";
+  }
 }
 
 TEST(LatestCacheTest, DisabledCacheMissesAlways) {
