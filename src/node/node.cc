@@ -29,6 +29,9 @@ std::shared_ptr<spdlog::logger> Logger() {
 // Shown by top -H, perf and gdb (at most 15 characters).
 void NameThread(const char* name) { pthread_setname_np(pthread_self(), name); }
 
+// Threads reading one MultiGet's uncached keys at once (EngineOptions::read_threads + 1).
+constexpr size_t kEngineReadThreads = 8;
+
 Status NoLeaderError() { return Status::Unavailable("etcdserver: no leader"); }
 Status TimeoutError() { return Status::Unavailable("etcdserver: request timed out"); }
 // etcd's ErrGRPCTimeoutDueToLeaderFail: the leader changed while the write waited (a proposal
@@ -136,6 +139,10 @@ Status Node::OpenParts() {
   engine_options.sorted_batch_writes[static_cast<size_t>(storage::Family::kKvLatest)] = true;
   engine_options.sorted_batch_writes[static_cast<size_t>(storage::Family::kKvHistory)] = true;
   engine_options.scanned_only[static_cast<size_t>(storage::Family::kKvHistory)] = true;
+  // The applier's read-ahead of current records (KvState::PrefetchLatest) is one MultiGet per
+  // batch. Keys not in the block cache then wait for the disk; with helpers, up to this many
+  // reads (the apply thread's included) wait at once instead of one after another.
+  engine_options.read_threads = kEngineReadThreads - 1;
   if (options_.memory_engine) {
     engine_ = std::make_unique<storage::MemoryEngine>(engine_options);
   } else {

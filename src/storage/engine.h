@@ -181,6 +181,11 @@ struct EngineOptions {
   // absent keys, and adding a key to the memtable's costs each insert a cache miss. Point
   // lookups still work, without the shortcut. Default: false (filters kept).
   std::array<bool, kFamilyCount> scanned_only{};
+  // RocksDB: helper threads for MultiGet. When some of the keys' blocks are not in the block
+  // cache, MultiGet splits those keys between the calling thread and the helpers, so that
+  // their reads from the files overlap; the rest are answered from the cache on the calling
+  // thread. Default: 0 (every read on the calling thread). MemoryEngine ignores it.
+  size_t read_threads = 0;
 };
 
 class Engine {

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -25,6 +26,7 @@
 
 #include "src/base/check.h"
 #include "src/base/logging.h"
+#include "src/storage/read_pool.h"
 
 namespace cairn::storage {
 namespace {
@@ -40,6 +42,10 @@ constexpr size_t kPointLookupBuckets = 256 << 10;
 
 // See CompactRange().
 constexpr int kCompactRangePassesMax = 2;
+
+// MultiGet splits its keys between the read threads (EngineOptions::read_threads) from this
+// many keys: a single read gains nothing from a helper.
+constexpr size_t kParallelReadMinKeys = 2;
 
 // Write() sorts a batch (EngineOptions::sorted_batch_writes) from this many records: below,
 // the inserts are too few and too far apart for the sort to pay.
@@ -395,7 +401,16 @@ class RocksDbEngineImpl final : public Engine {
   // when the batch holds a record it cannot reorder; nothing is written then.
   Result<bool> WriteSorted(const rocksdb::WriteBatch& batch);
 
+  // Reads `keys`, split between the calling thread and read_pool_, into (*values)[i] (when
+  // found) and statuses[i].
+  void MultiGetOnReadThreads(const rocksdb::ReadOptions& read_options,
+                             rocksdb::ColumnFamilyHandle* family,
+                             std::span<const rocksdb::Slice> keys,
+                             std::vector<std::optional<std::string>>* values,
+                             std::span<rocksdb::Status> statuses);
+
   rocksdb::WriteOptions write_options_;
+  std::unique_ptr<internal::ReadPool> read_pool_;  // null without EngineOptions::read_threads
   std::shared_ptr<UnflushedBytes> unflushed_ = std::make_shared<UnflushedBytes>();
   // Each family's RocksDB column family id, by FamilyIndex.
   std::array<uint32_t, kFamilyCount> family_ids_{};
@@ -621,6 +636,9 @@ Result<std::unique_ptr<Engine>> RocksDbEngineImpl::Open(const EngineOptions& opt
     }
   }
   engine->write_options_.disableWAL = true;
+  if (options.read_threads > 0) {
+    engine->read_pool_ = std::make_unique<internal::ReadPool>(options.read_threads, "cairn-read");
+  }
   log::Get("storage")->info("opened RocksDB at {} ({} families, compression {})", options.path,
                             handles.size(), CompressionName(ChooseCompression()));
   return std::unique_ptr<Engine>(std::move(engine));
@@ -669,16 +687,58 @@ Status RocksDbEngineImpl::MultiGet(const ReadOptions& options, Family family,
   std::vector<rocksdb::Slice> slices;
   slices.reserve(keys.size());
   for (std::string_view key : keys) slices.push_back(ToSlice(key));
-  std::vector<rocksdb::PinnableSlice> pinned(keys.size());
   std::vector<rocksdb::Status> statuses(keys.size());
-  db_->MultiGet(read_options, handle(family), keys.size(), slices.data(), pinned.data(),
-                statuses.data());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (statuses[i].IsNotFound()) continue;
-    if (!statuses[i].ok()) return FromRocks(statuses[i]);
-    (*values)[i].emplace(pinned[i].data(), pinned[i].size());
+  if (read_pool_ != nullptr && keys.size() >= kParallelReadMinKeys) {
+    // One snapshot for the whole read, as a single MultiGet would have.
+    std::shared_ptr<const Snapshot> implicit;
+    if (read_options.snapshot == nullptr) {
+      implicit = GetSnapshot();
+      read_options.snapshot = static_cast<const RocksDbSnapshot*>(implicit.get())->snapshot;
+    }
+    // Every key is split off, cached or not: first asking the block cache alone
+    // (ReadOptions::read_tier = kBlockCacheTier) is not reliable, as RocksDB 7.8's MultiGet
+    // then answers some keys of a snapshot read OK with an empty value (seen with a 0-byte
+    // block cache).
+    MultiGetOnReadThreads(read_options, handle(family), slices, values, statuses);
+  } else {
+    std::vector<rocksdb::PinnableSlice> pinned(keys.size());
+    db_->MultiGet(read_options, handle(family), keys.size(), slices.data(), pinned.data(),
+                  statuses.data());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (statuses[i].ok()) (*values)[i].emplace(pinned[i].data(), pinned[i].size());
+    }
+  }
+  for (const rocksdb::Status& status : statuses) {
+    if (!status.ok() && !status.IsNotFound()) return FromRocks(status);
   }
   return Status::Ok();
+}
+
+void RocksDbEngineImpl::MultiGetOnReadThreads(const rocksdb::ReadOptions& read_options,
+                                              rocksdb::ColumnFamilyHandle* family,
+                                              std::span<const rocksdb::Slice> keys,
+                                              std::vector<std::optional<std::string>>* values,
+                                              std::span<rocksdb::Status> statuses) {
+  // Each share reads and writes only its own keys' entries of `values` and `statuses`.
+  auto read = [&](size_t begin, size_t end) {
+    std::vector<rocksdb::PinnableSlice> found(end - begin);
+    db_->MultiGet(read_options, family, end - begin, keys.data() + begin, found.data(),
+                  statuses.data() + begin);
+    for (size_t i = begin; i < end; ++i) {
+      if (statuses[i].ok()) (*values)[i].emplace(found[i - begin].data(), found[i - begin].size());
+    }
+  };
+  // Contiguous shares (the caller's keys are in key order, and neighbours share blocks), one
+  // per thread, the caller's included; their sizes differ by one at most.
+  const size_t shares = std::min(keys.size(), read_pool_->threads() + 1);
+  std::vector<std::function<void()>> pieces;
+  pieces.reserve(shares);
+  for (size_t share = 0; share < shares; ++share) {
+    const size_t begin = keys.size() * share / shares;
+    const size_t end = keys.size() * (share + 1) / shares;
+    pieces.emplace_back([&read, begin, end] { read(begin, end); });
+  }
+  read_pool_->RunAll(pieces);
 }
 
 std::unique_ptr<Iterator> RocksDbEngineImpl::NewIteratorImpl(const ReadOptions& options,

@@ -7,8 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -162,6 +164,68 @@ TEST(RocksDbEngineTest, ScannedOnlyFamilyHasNoFilterAndReadsAsBefore) {
 
   engine = OpenOrDie(options);
   EXPECT_EQ(CountAcrossFamilies(engine.get(), "flushed", 100), (std::vector<int>{100, 100, 100}));
+}
+
+// With read threads, MultiGet answers from the cache what it can and reads the other keys on
+// several threads. A block cache of 0 bytes keeps nothing, so the flushed keys all take the
+// helpers; the answers must be Get's, at the latest state and at a snapshot, in any key order.
+TEST(RocksDbEngineTest, MultiGetOnReadThreadsAnswersEachKeyAsGetWould) {
+  ScratchDir dir;
+  EngineOptions options = TestOptions(dir.path() + "/db");
+  options.block_cache_bytes = 0;
+  options.read_threads = 3;
+  std::unique_ptr<Engine> engine = OpenOrDie(options);
+  constexpr int kKeys = 3000;
+  auto key_of = [](int i) {
+    char key[16];
+    std::snprintf(key, sizeof key, "k/%05d", i);
+    return std::string(key);
+  };
+  auto batch = engine->NewWriteBatch();
+  for (int i = 0; i < kKeys; ++i) batch->Put(Family::kKvLatest, key_of(i), "v1-" + key_of(i));
+  CAIRN_CHECK_OK(engine->Write(batch.get()));
+  CAIRN_CHECK_OK(engine->Flush());
+  std::shared_ptr<const Snapshot> before = engine->GetSnapshot();
+  batch = engine->NewWriteBatch();
+  for (int i = 0; i < kKeys; i += 2) batch->Put(Family::kKvLatest, key_of(i), "v2-" + key_of(i));
+  for (int i = 0; i < kKeys; i += 7) batch->Delete(Family::kKvLatest, key_of(i));
+  CAIRN_CHECK_OK(engine->Write(batch.get()));
+  CAIRN_CHECK_OK(engine->Flush());
+  batch = engine->NewWriteBatch();  // these stay in the memtable
+  for (int i = 0; i < kKeys; i += 5) batch->Put(Family::kKvLatest, key_of(i), "v3-" + key_of(i));
+  CAIRN_CHECK_OK(engine->Write(batch.get()));
+
+  std::vector<std::string> owned;
+  for (int i = 0; i < kKeys; ++i) owned.push_back(key_of(i));
+  for (int i = 0; i < 100; ++i) owned.push_back("k/absent/" + std::to_string(i));
+  std::vector<std::string_view> keys(owned.begin(), owned.end());
+  ReadOptions at_snapshot;
+  at_snapshot.snapshot = before.get();
+  for (bool shuffled : {false, true}) {
+    if (shuffled) std::shuffle(keys.begin(), keys.end(), std::mt19937(7));
+    for (const ReadOptions& read : {ReadOptions(), at_snapshot}) {
+      std::vector<std::optional<std::string>> values;
+      ASSERT_TRUE(engine->MultiGet(read, Family::kKvLatest, keys, &values).ok());
+      ASSERT_EQ(values.size(), keys.size());
+      int present = 0;
+      for (size_t i = 0; i < keys.size(); ++i) {
+        std::string value;
+        Result<bool> found = engine->Get(read, Family::kKvLatest, keys[i], &value);
+        ASSERT_TRUE(found.ok());
+        ASSERT_EQ(values[i].has_value(), *found) << keys[i];
+        if (*found) {
+          ASSERT_EQ(*values[i], value) << keys[i];
+          ++present;
+        }
+      }
+      // The snapshot sees every first write; now, the keys deleted and not written again
+      // (multiples of 7 but not of 5) are gone.
+      const int deleted = (kKeys + 6) / 7 - (kKeys + 34) / 35;
+      EXPECT_EQ(present, read.snapshot != nullptr ? kKeys : kKeys - deleted);
+    }
+  }
+  EXPECT_EQ(GetOne(engine.get(), Family::kKvLatest, key_of(10)), "v3-" + key_of(10));
+  EXPECT_EQ(GetOne(engine.get(), Family::kKvLatest, key_of(12)), "v2-" + key_of(12));
 }
 
 // Families written in key order (sorted_batch_writes) end up exactly as written: the sort
