@@ -196,7 +196,9 @@ class Engine {
                            std::string* value) = 0;
   // Point reads of many keys of one family: (*values)[i] is keys[i]'s value, or nullopt when
   // absent. The default reads them one by one; RocksDB looks them up as one batch (sorted,
-  // sharing index and filter lookups).
+  // sharing index and filter lookups), or as several at once (EngineOptions::read_threads).
+  // Without a snapshot the keys are not read at one point in time: a write made during the
+  // call may be seen for some keys and not for others.
   virtual Status MultiGet(const ReadOptions& options, Family family,
                           std::span<const std::string_view> keys,
                           std::vector<std::optional<std::string>>* values);

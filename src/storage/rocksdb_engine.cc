@@ -689,12 +689,9 @@ Status RocksDbEngineImpl::MultiGet(const ReadOptions& options, Family family,
   for (std::string_view key : keys) slices.push_back(ToSlice(key));
   std::vector<rocksdb::Status> statuses(keys.size());
   if (read_pool_ != nullptr && keys.size() >= kParallelReadMinKeys) {
-    // One snapshot for the whole read, as a single MultiGet would have.
-    std::shared_ptr<const Snapshot> implicit;
-    if (read_options.snapshot == nullptr) {
-      implicit = GetSnapshot();
-      read_options.snapshot = static_cast<const RocksDbSnapshot*>(implicit.get())->snapshot;
-    }
+    // No snapshot is taken for a read without one: releasing it makes RocksDB look for
+    // bottommost files whose sequence numbers it may zero, and rewrite each such file (the
+    // files a sequential load moved down without rewriting them, for one).
     // Every key is split off, cached or not: first asking the block cache alone
     // (ReadOptions::read_tier = kBlockCacheTier) is not reliable, as RocksDB 7.8's MultiGet
     // then answers some keys of a snapshot read OK with an empty value (seen with a 0-byte
