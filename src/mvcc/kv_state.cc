@@ -182,6 +182,17 @@ Status KvState::ReadRevisions(const storage::Snapshot* snapshot, Revisions* revi
                           &revisions->compacted);
 }
 
+namespace {
+
+// True when `record` (kv_latest) was written after `revision`, or does not decode (the
+// general path then reports it).
+bool NewerThan(std::string_view record, int64_t revision) {
+  format::RecordView decoded;
+  return !format::DecodeLatestRecord(record, &decoded) || decoded.mod_revision > revision;
+}
+
+}  // namespace
+
 bool KvState::CachedPointRange(const etcdserverpb::RangeRequest& req,
                                etcdserverpb::RangeResponse* resp, Status* status) const {
   if (!cache_.enabled() || !req.range_end().empty() || req.revision() > 0 ||
@@ -203,6 +214,9 @@ bool KvState::CachedPointRange(const etcdserverpb::RangeRequest& req,
     if (cache_.ReadValidate(sequence)) break;
     lookup = LatestCache::Lookup::kMiss;  // a publish overlapped: the pair may be torn
   }
+  if (lookup == LatestCache::Lookup::kPresent && NewerThan(record, revision)) {
+    lookup = LatestCache::Lookup::kMiss;  // warmed from a batch not published yet (WarmLatest)
+  }
   if (lookup == LatestCache::Lookup::kMiss) {
     // One snapshot gives the record and the revision it belongs to; remember it.
     std::shared_ptr<const storage::Snapshot> snapshot = engine_->GetSnapshot();
@@ -215,7 +229,12 @@ bool KvState::CachedPointRange(const etcdserverpb::RangeRequest& req,
       *status = found.status();
       return true;
     }
-    cache_.Fill(req.key(), *found ? &record : nullptr, revisions.current);
+    // A snapshot may hold a batch written but not yet published: its records name their
+    // revision (NewerThan above), an absence does not, and must not be served with the
+    // published revision.
+    if (*found || revisions.current <= published_current_.load(std::memory_order_acquire)) {
+      cache_.Fill(req.key(), *found ? &record : nullptr, revisions.current);
+    }
     lookup = *found ? LatestCache::Lookup::kPresent : LatestCache::Lookup::kAbsent;
     revision = revisions.current;
   }
@@ -491,6 +510,31 @@ Status KvState::PrefetchLatest(std::span<const std::string_view> keys) {
   for (size_t i = 0; i < missed.size(); ++i) {
     batch_latest_.AddReadAhead(
         missed[i], records[i] ? std::optional<std::string_view>(*records[i]) : std::nullopt);
+  }
+  return Status::Ok();
+}
+
+Status KvState::WarmLatest(std::span<const std::string_view> keys) {
+  if (!cache_.enabled()) return Status::Ok();
+  std::vector<std::string_view> missed;
+  cache_.GetMany(keys, [&](size_t i, LatestCache::Lookup lookup, std::string_view /*record*/) {
+    if (lookup == LatestCache::Lookup::kMiss && !keys[i].empty()) missed.push_back(keys[i]);
+  });
+  if (missed.empty()) return Status::Ok();
+  std::sort(missed.begin(), missed.end());
+  missed.erase(std::unique(missed.begin(), missed.end()), missed.end());
+  // The engine holds this revision's state or a newer one (the apply thread writes a batch
+  // before publishing its revision); Fill drops what an eviction since may have made stale,
+  // and never replaces the apply thread's own entries. No snapshot: releasing one costs
+  // compactions (docs/formats/storage.md, Reads).
+  const int64_t revision = published_current_.load(std::memory_order_acquire);
+  std::vector<std::optional<std::string>> records;
+  CAIRN_RETURN_IF_ERROR(
+      engine_->MultiGet(storage::ReadOptions(), Family::kKvLatest, missed, &records));
+  for (size_t i = 0; i < missed.size(); ++i) {
+    // Only records: one written after `revision` and not yet published shows its own
+    // mod_revision (CachedPointRange does not serve it), an absence would not.
+    if (records[i]) cache_.Fill(missed[i], &*records[i], revision);
   }
   return Status::Ok();
 }

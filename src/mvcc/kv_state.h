@@ -132,6 +132,15 @@ class KvState {
   // (the commands then read the keys the cache missed themselves).
   Status PrefetchLatest(std::span<const std::string_view> keys);
 
+  // Any thread, best effort: reads the current records of `keys` that the cache of hot keys
+  // lacks from the engine and fills the cache with them (LatestCache::Fill, at the revision
+  // published before the read, so that a record a later batch replaced, or one an eviction
+  // may have hidden, is never cached). The node calls it with the keys of commands it
+  // proposes, which are read from the disk while their log entries are made durable; the
+  // apply thread's PrefetchLatest then finds them in memory. Changes nothing a read or an
+  // apply observes. Errors: engine errors (the cache is then left as it was).
+  Status WarmLatest(std::span<const std::string_view> keys);
+
   // Adds the batch's meta writes: the revisions, key count and key count blocks as the
   // batch's last command left them, once per batch rather than once per command (each
   // version of a meta key is a memtable insert). Call after the last Apply* of the batch and

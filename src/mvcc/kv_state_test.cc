@@ -319,6 +319,108 @@ TEST_P(KvStateTest, ApplyReadsThroughReadAheadAndTheLatestCacheExactly) {
   EXPECT_GT(reference.kv()->CurrentRevision(), 300);
 }
 
+// KvState::WarmLatest fills the cache of hot keys from any thread, at any moment: between
+// batches, while the apply thread fills a batch, and between a batch's engine write and its
+// publication. With a tiny cache (evicting all the time) and another thread warming random
+// keys throughout, every answer stays exact: between batches the same as a store without a
+// cache; in the window before publication, the state at the revision the answer names.
+TEST_P(KvStateTest, WarmingTheCacheFromAnyThreadKeepsEveryAnswerExact) {
+  KvStateOptions tiny;
+  tiny.latest_cache_bytes = 2048;
+  KvStateOptions none;
+  none.latest_cache_bytes = 0;
+  Store reference(GetParam(), none);
+  Store warmed(GetParam(), tiny);
+  Store* const stores[] = {&reference, &warmed};
+  constexpr int kKeys = 400;  // several per shard of the cache: it evicts, warming fills
+  std::mt19937 random(29);
+  auto pick = [&](int n) { return static_cast<int>(random() % static_cast<unsigned>(n)); };
+  auto key = [&] { return "k" + std::to_string(pick(kKeys)); };
+  auto warm = [&](std::mt19937& source, int count) {
+    std::vector<std::string> keys;
+    for (int i = 0; i < count; ++i) keys.push_back("k" + std::to_string(source() % kKeys));
+    std::vector<std::string_view> views(keys.begin(), keys.end());
+    ASSERT_TRUE(warmed.kv()->WarmLatest(views).ok());
+  };
+  // The answer without its header (whose revision the caller checks).
+  auto body = [](etcdserverpb::RangeResponse resp) {
+    resp.clear_header();
+    return resp.DebugString();
+  };
+  std::atomic<bool> stop{false};
+  std::thread other([&] {
+    std::mt19937 source(31);
+    while (!stop.load()) warm(source, 1 + static_cast<int>(source() % 6));
+  });
+  struct Joiner {  // also when an assertion returns early
+    std::atomic<bool>& stop;
+    std::thread& thread;
+    ~Joiner() {
+      stop.store(true);
+      thread.join();
+    }
+  } joiner{stop, other};
+  for (int round = 0; round < 600; ++round) {
+    for (int i = pick(3); i > 0; --i) {
+      const std::string k = key();
+      ASSERT_EQ(warmed.Get(k).DebugString(), reference.Get(k).DebugString()) << round;
+    }
+    if (pick(2) == 0) warm(random, 1 + pick(8));
+    std::unique_ptr<storage::WriteBatch> batches[] = {reference.engine()->NewWriteBatch(),
+                                                      warmed.engine()->NewWriteBatch()};
+    std::vector<std::string> ahead;
+    for (int i = pick(6); i > 0; --i) ahead.push_back(key());
+    std::vector<std::string_view> ahead_views(ahead.begin(), ahead.end());
+    ASSERT_TRUE(warmed.kv()->PrefetchLatest(ahead_views).ok());
+    std::vector<std::string> touched;
+    for (int c = 1 + pick(6); c > 0; --c) {
+      std::string answers[2];
+      touched.push_back(key());
+      if (pick(3) == 0) {
+        etcdserverpb::DeleteRangeRequest req;
+        req.set_key(touched.back());
+        req.set_prev_kv(true);
+        for (size_t s = 0; s < 2; ++s) {
+          etcdserverpb::DeleteRangeResponse resp;
+          Status status = stores[s]->kv()->ApplyDeleteRange(batches[s].get(), req, &resp);
+          answers[s] = status.ToString() + resp.DebugString();
+        }
+      } else {
+        etcdserverpb::PutRequest req;
+        req.set_key(touched.back());
+        req.set_value(std::string(static_cast<size_t>(1 + pick(40)), 'v'));
+        req.set_prev_kv(true);
+        for (size_t s = 0; s < 2; ++s) {
+          etcdserverpb::PutResponse resp;
+          Status status = stores[s]->kv()->ApplyPut(batches[s].get(), req, &resp);
+          answers[s] = status.ToString() + resp.DebugString();
+        }
+      }
+      ASSERT_EQ(answers[1], answers[0]) << "round " << round;
+      if (pick(3) == 0) warm(random, 1 + pick(8));  // while the batch fills
+    }
+    for (size_t s = 0; s < 2; ++s) {
+      stores[s]->kv()->FinishBatch(batches[s].get());
+      ASSERT_TRUE(stores[s]->engine()->Write(batches[s].get()).ok());
+    }
+    // Written, not published: warm the batch's keys and others, and read them; each answer
+    // must be the state at the revision it names.
+    warm(random, 4);
+    std::vector<std::string_view> touched_views(touched.begin(), touched.end());
+    ASSERT_TRUE(warmed.kv()->WarmLatest(touched_views).ok());
+    for (int i = 0; i < 4; ++i) touched.push_back(key());
+    for (const std::string& k : touched) {
+      etcdserverpb::RangeResponse got = warmed.Get(k);
+      etcdserverpb::RangeResponse then = reference.Get(k, {}, got.header().revision());
+      ASSERT_EQ(body(got), body(then))
+          << "round " << round << " revision " << got.header().revision();
+    }
+    for (Store* store : stores) store->kv()->OnBatchWritten();
+  }
+  EXPECT_EQ(warmed.Get("k", "l").DebugString(), reference.Get("k", "l").DebugString());
+  EXPECT_GT(reference.kv()->CurrentRevision(), 500);
+}
+
 TEST_P(KvStateTest, CreateModVersionAcrossDeleteAndRecreate) {
   store_.Put("k", "v1", 7);  // rev 2
   store_.Put("k", "v2", 7);  // rev 3

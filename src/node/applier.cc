@@ -177,9 +177,9 @@ bool IsBarrier(const Applier::Entry& entry) {
 // A group needs this many reads of current records before they are read ahead in one batch.
 constexpr size_t kPrefetchMinKeys = 2;
 
-// The kv_latest keys a command reads first (KvState::PrefetchLatest): a put's key; a txn's
-// single-key compares and its top-level puts. Others (ranges, nested txns) read as they go.
-void AddReadKeys(const command::Command& command, std::vector<std::string_view>* keys) {
+}  // namespace
+
+void AddPrefetchKeys(const command::Command& command, std::vector<std::string_view>* keys) {
   if (command.has_put()) {
     keys->push_back(command.put().key());
   } else if (command.has_txn()) {
@@ -194,8 +194,6 @@ void AddReadKeys(const command::Command& command, std::vector<std::string_view>*
     }
   }
 }
-
-}  // namespace
 
 Status Applier::ApplyBatch(std::span<Entry> entries) {
   size_t start = 0;
@@ -223,7 +221,7 @@ Status Applier::ApplyGroup(std::span<Entry> entries) {
   uint64_t expected = AppliedIndex() + 1;
   std::vector<std::string_view> read_keys;
   for (const Entry& entry : entries) {
-    if (entry.command != nullptr) AddReadKeys(*entry.command, &read_keys);
+    if (entry.command != nullptr) AddPrefetchKeys(*entry.command, &read_keys);
   }
   // A failed read-ahead costs nothing but speed: the commands read the engine themselves.
   if (read_keys.size() >= kPrefetchMinKeys) (void)kv_->PrefetchLatest(read_keys);

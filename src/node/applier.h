@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "cairn/command.pb.h"
@@ -46,6 +47,11 @@ inline constexpr std::string_view kFormatVersionKey = "node/format_version";
 // which an older binary would not maintain; KvState::Open builds them for a version-3
 // directory, which is then stamped 4.
 inline constexpr uint64_t kFormatVersion = 4;
+
+// Appends the kv_latest keys `command` reads first (KvState::PrefetchLatest): a put's key; a
+// txn's single-key compares and its top-level puts. Others (ranges, nested txns) read as they
+// go. The views point into `command`.
+void AddPrefetchKeys(const command::Command& command, std::vector<std::string_view>* keys);
 
 class Applier {
  public:

@@ -29,6 +29,8 @@ std::shared_ptr<spdlog::logger> Logger() {
 // Shown by top -H, perf and gdb (at most 15 characters).
 void NameThread(const char* name) { pthread_setname_np(pthread_self(), name); }
 
+// Most keys waiting for the warm thread (NodeOptions::warm_proposed_keys).
+constexpr size_t kWarmKeysMax = 16384;
 // Threads reading one MultiGet's uncached keys at once (EngineOptions::read_threads + 1).
 constexpr size_t kEngineReadThreads = 8;
 
@@ -111,6 +113,7 @@ Result<std::unique_ptr<Node>> Node::Open(NodeOptions options) {
     node->read_threads_.push_back(start("cairn-read", &Node::ReadLoop));
   }
   node->answer_thread_ = start("cairn-answer", &Node::AnswerLoop);
+  if (node->options_.warm_proposed_keys) node->warm_thread_ = start("cairn-warm", &Node::WarmLoop);
   if (sole_voter) {
     // A single voter commits its whole log as soon as it is elected: replay it before serving,
     // so that reads after Open see every acknowledged write.
@@ -347,6 +350,7 @@ void Node::Propose(command::Command command, Done done) {
       return;
     }
   }
+  if (warm_thread_.joinable()) WarmKeysOf(command);
   const uint64_t request_id = NextRequestId();
   command.set_proposer_id(options_.member_id);
   command.set_request_id(request_id);
@@ -964,6 +968,42 @@ void Node::ReadLoop() {
   }
 }
 
+void Node::WarmKeysOf(const command::Command& command) {
+  std::vector<std::string_view> keys;
+  AddPrefetchKeys(command, &keys);
+  if (keys.empty()) return;
+  bool wake = false;
+  {
+    std::lock_guard lock(warm_mutex_);
+    // Best effort: past this many the keys are left to the apply thread.
+    if (warm_stopping_ || warm_keys_.size() >= kWarmKeysMax) return;
+    warm_keys_.insert(warm_keys_.end(), keys.begin(), keys.end());
+    wake = warm_idle_;
+    warm_idle_ = false;
+  }
+  if (wake) warm_cv_.notify_one();  // a busy warm thread takes the keys on its next round
+}
+
+void Node::WarmLoop() {
+  std::vector<std::string> taken;
+  std::vector<std::string_view> views;
+  while (true) {
+    {
+      std::unique_lock lock(warm_mutex_);
+      if (warm_keys_.empty() && !warm_stopping_) {
+        warm_idle_ = true;
+        warm_cv_.wait(lock, [&] { return warm_stopping_ || !warm_keys_.empty(); });
+      }
+      if (warm_stopping_) return;
+      taken.swap(warm_keys_);
+    }
+    views.assign(taken.begin(), taken.end());
+    Status warmed = kv_->WarmLatest(views);
+    if (!warmed.ok()) Logger()->debug("warming proposed keys: {}", warmed.ToString());
+    taken.clear();
+  }
+}
+
 void Node::ReleaseAnswers(std::vector<Answer> answers) {
   {
     std::lock_guard lock(answer_mutex_);
@@ -1265,6 +1305,12 @@ Status Node::Close() {
   }
   snapshot_cv_.notify_all();
   if (snapshot_thread_.joinable()) snapshot_thread_.join();
+  {
+    std::lock_guard lock(warm_mutex_);
+    warm_stopping_ = true;
+  }
+  warm_cv_.notify_all();
+  if (warm_thread_.joinable()) warm_thread_.join();
   {
     std::lock_guard lock(read_queue_mutex_);
     read_threads_stopping_ = true;

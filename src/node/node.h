@@ -111,6 +111,10 @@ struct NodeOptions {
   // Threads that run linearizable reads once their read index is applied (a sole voter's
   // reads run on the caller's thread instead). Default: 2.
   size_t read_threads = 2;
+  // Read the current records of the keys a proposed put or txn writes into the cache of hot
+  // keys (KvState::WarmLatest) on a thread of their own while the log entry is made durable,
+  // so that the apply thread does not wait for the disk. Default: true.
+  bool warm_proposed_keys = true;
   // Most bytes of recent log entries kept in memory for replication. Default: 64 MiB.
   uint64_t log_cache_bytes_max = 64ull << 20;
 
@@ -318,6 +322,9 @@ class Node {
   };
   void ReleaseAnswers(std::vector<Answer> answers);
   void AnswerLoop();
+  // Queues the keys `command` will read for the warm thread (NodeOptions::warm_proposed_keys).
+  void WarmKeysOf(const command::Command& command);
+  void WarmLoop();
   static constexpr size_t kReadBatchMax = 256;
 
   // Snapshots for followers (leader): the raft thread asks OutgoingSnapshot (the log
@@ -422,6 +429,13 @@ class Node {
   std::deque<Answer> answer_queue_;  // GUARDED_BY(answer_mutex_)
   bool answers_stopping_ = false;    // GUARDED_BY(answer_mutex_)
   std::thread answer_thread_;
+  // Keys of proposed commands to read into the cache of hot keys (warm thread).
+  std::mutex warm_mutex_;
+  std::condition_variable warm_cv_;
+  std::vector<std::string> warm_keys_;  // GUARDED_BY(warm_mutex_)
+  bool warm_idle_ = false;              // GUARDED_BY(warm_mutex_): waiting for keys
+  bool warm_stopping_ = false;          // GUARDED_BY(warm_mutex_)
+  std::thread warm_thread_;
   bool applying_ = false;  // GUARDED_BY(mutex_): the apply thread holds entries
   // Snapshot production (leader).
   mutable std::mutex snapshot_mutex_;
