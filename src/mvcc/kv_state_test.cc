@@ -40,6 +40,15 @@ void ExpectError(const Status& status, StatusCode code, std::string_view message
   EXPECT_EQ(status.message(), message);
 }
 
+// A cache of hot keys that evicts all the time.
+constexpr size_t kTinyCacheBytes = 2048;
+
+KvStateOptions CacheBytes(size_t bytes) {
+  KvStateOptions options;
+  options.latest_cache_bytes = bytes;
+  return options;
+}
+
 class KvStateTest : public ::testing::TestWithParam<EngineKind> {
  protected:
   Store store_{GetParam()};
@@ -191,13 +200,9 @@ TEST_P(KvStateTest, CountsFromKeyCountBlocksMatchTheKeys) {
 // filled by reads between batches) or none, answer every command exactly like one that does
 // neither: batches of several commands on few keys, commands that fail, batches dropped.
 TEST_P(KvStateTest, ApplyReadsThroughReadAheadAndTheLatestCacheExactly) {
-  KvStateOptions tiny;
-  tiny.latest_cache_bytes = 2048;
-  KvStateOptions none;
-  none.latest_cache_bytes = 0;
-  Store reference(GetParam(), none);
-  Store cached(GetParam(), tiny);      // reads ahead, tiny cache
-  Store read_ahead(GetParam(), none);  // reads ahead, no cache
+  Store reference(GetParam(), CacheBytes(0));
+  Store cached(GetParam(), CacheBytes(kTinyCacheBytes));  // reads ahead, tiny cache
+  Store read_ahead(GetParam(), CacheBytes(0));            // reads ahead, no cache
   Store* const stores[] = {&reference, &cached, &read_ahead};
   std::mt19937 random(23);
   auto pick = [&](int n) { return static_cast<int>(random() % static_cast<unsigned>(n)); };
@@ -325,12 +330,8 @@ TEST_P(KvStateTest, ApplyReadsThroughReadAheadAndTheLatestCacheExactly) {
 // keys throughout, every answer stays exact: between batches the same as a store without a
 // cache; in the window before publication, the state at the revision the answer names.
 TEST_P(KvStateTest, WarmingTheCacheFromAnyThreadKeepsEveryAnswerExact) {
-  KvStateOptions tiny;
-  tiny.latest_cache_bytes = 2048;
-  KvStateOptions none;
-  none.latest_cache_bytes = 0;
-  Store reference(GetParam(), none);
-  Store warmed(GetParam(), tiny);
+  Store reference(GetParam(), CacheBytes(0));
+  Store warmed(GetParam(), CacheBytes(kTinyCacheBytes));
   Store* const stores[] = {&reference, &warmed};
   constexpr int kKeys = 400;  // several per shard of the cache: it evicts, warming fills
   std::mt19937 random(29);

@@ -12,6 +12,12 @@
 //    `read_revision`. Fill never replaces an entry (the apply thread's entry is newer or
 //    equal), and is dropped when the shard evicted anything since `read_revision` (the
 //    evicted entry might have been a newer version of this key).
+//  * The engine may hold a batch the apply thread wrote but has not published, so a read may
+//    return a state newer than the published revision. A record is safe to fill anyway: it
+//    names its mod_revision, and a point read serves no cached record newer than the revision
+//    it answers at. An absence is not: KvState fills one only from a snapshot whose revision
+//    is published (CachedPointRange), and WarmLatest, which reads without a snapshot, fills
+//    records only.
 //
 // Thread-safety: all methods are thread-safe; Update/MarkAbsent/BeginPublish/EndPublish are
 // called by the apply thread only.
