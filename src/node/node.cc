@@ -350,7 +350,7 @@ void Node::Propose(command::Command command, Done done) {
       return;
     }
   }
-  if (warm_thread_.joinable()) WarmKeysOf(command);
+  if (options_.warm_proposed_keys) WarmKeysOf(command);
   const uint64_t request_id = NextRequestId();
   command.set_proposer_id(options_.member_id);
   command.set_request_id(request_id);
