@@ -182,17 +182,6 @@ Status KvState::ReadRevisions(const storage::Snapshot* snapshot, Revisions* revi
                           &revisions->compacted);
 }
 
-namespace {
-
-// True when `record` (kv_latest) was written after `revision`, or does not decode (the
-// general path then reports it).
-bool NewerThan(std::string_view record, int64_t revision) {
-  format::RecordView decoded;
-  return !format::DecodeLatestRecord(record, &decoded) || decoded.mod_revision > revision;
-}
-
-}  // namespace
-
 bool KvState::CachedPointRange(const etcdserverpb::RangeRequest& req,
                                etcdserverpb::RangeResponse* resp, Status* status) const {
   if (!cache_.enabled() || !req.range_end().empty() || req.revision() > 0 ||
@@ -214,8 +203,13 @@ bool KvState::CachedPointRange(const etcdserverpb::RangeRequest& req,
     if (cache_.ReadValidate(sequence)) break;
     lookup = LatestCache::Lookup::kMiss;  // a publish overlapped: the pair may be torn
   }
-  if (lookup == LatestCache::Lookup::kPresent && NewerThan(record, revision)) {
-    lookup = LatestCache::Lookup::kMiss;  // warmed from a batch not published yet (WarmLatest)
+  format::RecordView decoded;
+  bool decodes = false;
+  if (lookup == LatestCache::Lookup::kPresent) {
+    decodes = format::DecodeLatestRecord(record, &decoded);
+    if (decodes && decoded.mod_revision > revision) {
+      lookup = LatestCache::Lookup::kMiss;  // warmed from a batch not published yet (WarmLatest)
+    }
   }
   if (lookup == LatestCache::Lookup::kMiss) {
     // One snapshot gives the record and the revision it belongs to; remember it.
@@ -230,21 +224,21 @@ bool KvState::CachedPointRange(const etcdserverpb::RangeRequest& req,
       return true;
     }
     // A snapshot may hold a batch written but not yet published: its records name their
-    // revision (NewerThan above), an absence does not, and must not be served with the
+    // revision (checked above), an absence does not, and must not be served with the
     // published revision.
     if (*found || revisions.current <= published_current_.load(std::memory_order_acquire)) {
       cache_.Fill(req.key(), *found ? &record : nullptr, revisions.current);
     }
     lookup = *found ? LatestCache::Lookup::kPresent : LatestCache::Lookup::kAbsent;
     revision = revisions.current;
+    if (*found) decodes = format::DecodeLatestRecord(record, &decoded);
   }
   resp->mutable_header()->set_revision(revision);
   if (lookup == LatestCache::Lookup::kAbsent) {
     *status = Status::Ok();
     return true;
   }
-  format::RecordView decoded;
-  if (!format::DecodeLatestRecord(record, &decoded)) {
+  if (!decodes) {
     resp->Clear();
     *status = Status::Corruption("mvcc: undecodable kv_latest record");
     return true;
