@@ -554,8 +554,9 @@ rocksdb::ColumnFamilyOptions MakeFamilyOptions(const EngineOptions& engine_optio
   options.level_compaction_dynamic_level_bytes = true;
   // Merge L0 into the base level every 8 files instead of RocksDB's 4. A merge rewrites the
   // whole base level whatever it takes in (random keys overlap all of it), so this halves the
-  // rewriting per write: with 10M keys, compaction CPU per put in steady state ~ 9 -> 4.5 us.
-  // Point reads probe at most 8 pinned L0 filters; the stall triggers (20, 36) are unchanged.
+  // merges per write. With 10M keys, 2.4M random puts took 28 % less compaction CPU
+  // (docs/benchmarks.md, session 18). Point reads probe at most 8 pinned L0 filters; the stall
+  // triggers (20, 36) are unchanged.
   options.level0_file_num_compaction_trigger = 8;
   // Hot levels (recent writes, rewritten often) stay uncompressed; the rest use LZ4, cheap
   // to decompress on point reads.
