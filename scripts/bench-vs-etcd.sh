@@ -220,10 +220,12 @@ WORKLOADS="put_1x1 put_100x1000 range_one_l range_one_s range_random_l range_pre
 [ "$WITH_1M" = 1 ] && WORKLOADS="$WORKLOADS load_1m"
 [ "$WITH_10M" = 1 ] && WORKLOADS="$WORKLOADS keys_10m"
 
-# The machine: cores, memory, and the disk's 4 KiB pwrite + fdatasync latency where the data is.
+# The machine: cores, memory, the disk's 4 KiB pwrite + fdatasync latency where the data is, and
+# whether the kernel pages out idle memory on its own (DAMON): then files written more than that
+# long ago are read back from the disk, which the 10M-key step's first pass pays.
 machine_json() {
   python3 - "$RUN_DIR" <<'EOF'
-import json, os, sys, time
+import glob, json, os, sys, time
 path = os.path.join(sys.argv[1], "fdatasync.probe")
 fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
 block, samples = b"x" * 4096, []
@@ -236,10 +238,26 @@ os.close(fd); os.unlink(path)
 samples.sort()
 model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 mem_kib = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+def read(path):
+    try:
+        return open(path).read().strip()
+    except OSError:
+        return ""
+# Seconds a page may stay idle before an active DAMON "pageout" scheme reclaims it, or None.
+idle_pageout_s = None
+for context in glob.glob("/sys/kernel/mm/damon/admin/kdamonds/[0-9]*/contexts/[0-9]*"):
+    if read(os.path.join(context, "../../state")) != "on":
+        continue
+    aggr_us = read(os.path.join(context, "monitoring_attrs/intervals/aggr_us"))
+    for scheme in glob.glob(os.path.join(context, "schemes/[0-9]*/")):
+        age = read(os.path.join(scheme, "access_pattern/age/min"))
+        if read(os.path.join(scheme, "action")) == "pageout" and age and aggr_us:
+            seconds = int(age) * int(aggr_us) / 1e6
+            idle_pageout_s = min(seconds, idle_pageout_s or seconds)
 print(json.dumps({"cores": os.cpu_count(), "cpu": model, "memory_gib": round(mem_kib / 2**20, 1),
                   "fdatasync_p50_us": round(samples[len(samples) // 2]),
                   "fdatasync_p99_us": round(samples[int(len(samples) * 0.99)]),
-                  "load_average": os.getloadavg()[0]}))
+                  "load_average": os.getloadavg()[0], "idle_pageout_s": idle_pageout_s}))
 EOF
 }
 

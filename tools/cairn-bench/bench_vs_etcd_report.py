@@ -91,7 +91,9 @@ def main():
     print(f"Machine: {machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB;"
           f" 4 KiB pwrite + fdatasync where the data lives: p50 {machine['fdatasync_p50_us']} µs,"
           f" p99 {machine['fdatasync_p99_us']} µs; load average at start"
-          f" {machine['load_average']:.2f}. "
+          f" {machine['load_average']:.2f}"
+          + (f"; the kernel pages out memory idle for {machine['idle_pageout_s']:.0f} s (DAMON),"
+             " page cache included" if machine.get("idle_pageout_s") else "") + ". "
           + open(os.path.join(run, "versions.txt")).read().strip().replace("\n", "; ") + ".\n")
     if "--quick" in open(os.path.join(run, "versions.txt")).read():
         print("**Quick mode** (smaller totals and key spaces, fewer rounds): a check that the"
