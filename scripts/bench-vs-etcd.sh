@@ -205,13 +205,16 @@ wl_load_1m() {
   bench "$1" --conns 10 --clients 200 --total 1000000 --key-space-size 1000000 --sequential-keys \
     $COMMON put
 }
-# Two put passes: the first right after the load (cold caches, the load's compactions still
+# Put passes: the first right after the load (cold caches, the load's compactions still
 # running), the second at once after it, nearer a loaded server's usual state
-# (docs/benchmarks.md, "10M keys, session 14").
+# (docs/benchmarks.md, "10M keys, session 14"), then four passes' worth in one window: which
+# pass holds a merge of L0 depends on where the load left off, and 800,000 puts hold about one
+# whole cycle of them (docs/benchmarks.md, session 19).
 wl_keys_10m() {
   preload 10000000
   bench "$1.put" $MANY --total $TOTAL --key-space-size 10000000 $COMMON put
   bench "$1.put_next" $MANY --total $TOTAL --key-space-size 10000000 $COMMON put
+  bench "$1.put_sustained" $MANY --total $((TOTAL * 4)) --key-space-size 10000000 $COMMON put
   bench "$1" $MANY --total $TOTAL --key-space-size 10000000 $COMMON range --consistency l
 }
 
