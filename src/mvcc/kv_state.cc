@@ -508,7 +508,8 @@ Status KvState::PrefetchLatest(std::span<const std::string_view> keys) {
   return Status::Ok();
 }
 
-Status KvState::WarmLatest(std::span<const std::string_view> keys) {
+Status KvState::WarmLatest(std::span<const std::string_view> keys, size_t* missed_count) {
+  if (missed_count != nullptr) *missed_count = 0;
   if (!cache_.enabled()) return Status::Ok();
   std::vector<std::string_view> missed;
   cache_.GetMany(keys, [&](size_t i, LatestCache::Lookup lookup, std::string_view /*record*/) {
@@ -517,6 +518,7 @@ Status KvState::WarmLatest(std::span<const std::string_view> keys) {
   if (missed.empty()) return Status::Ok();
   std::sort(missed.begin(), missed.end());
   missed.erase(std::unique(missed.begin(), missed.end()), missed.end());
+  if (missed_count != nullptr) *missed_count = missed.size();
   // The engine holds this revision's state or a newer one (the apply thread writes a batch
   // before publishing its revision); Fill drops what an eviction since may have made stale,
   // and never replaces the apply thread's own entries. No snapshot: releasing one costs

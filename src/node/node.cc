@@ -31,6 +31,9 @@ void NameThread(const char* name) { pthread_setname_np(pthread_self(), name); }
 
 // Most keys waiting for the warm thread (NodeOptions::warm_proposed_keys).
 constexpr size_t kWarmKeysMax = 16384;
+// While the warm thread is paused, one command in this many is still warmed, as a sample
+// (NodeOptions::warm_check_keys).
+constexpr uint64_t kWarmSampleEvery = 64;
 // Threads reading one MultiGet's uncached keys at once (EngineOptions::read_threads + 1).
 constexpr size_t kEngineReadThreads = 8;
 
@@ -969,6 +972,10 @@ void Node::ReadLoop() {
 }
 
 void Node::WarmKeysOf(const command::Command& command) {
+  if (warm_paused_.load(std::memory_order_relaxed) &&
+      warm_sample_counter_.fetch_add(1, std::memory_order_relaxed) % kWarmSampleEvery != 0) {
+    return;
+  }
   std::vector<std::string_view> keys;
   AddPrefetchKeys(command, &keys);
   if (keys.empty()) return;
@@ -987,6 +994,9 @@ void Node::WarmKeysOf(const command::Command& command) {
 void Node::WarmLoop() {
   std::vector<std::string> taken;
   std::vector<std::string_view> views;
+  // The current judgement window (NodeOptions::warm_check_keys).
+  size_t window_keys = 0;
+  size_t window_missed = 0;
   while (true) {
     {
       std::unique_lock lock(warm_mutex_);
@@ -998,8 +1008,27 @@ void Node::WarmLoop() {
       taken.swap(warm_keys_);
     }
     views.assign(taken.begin(), taken.end());
-    Status warmed = kv_->WarmLatest(views);
+    size_t missed = 0;
+    Status warmed = kv_->WarmLatest(views, &missed);
     if (!warmed.ok()) Logger()->debug("warming proposed keys: {}", warmed.ToString());
+    window_keys += views.size();
+    window_missed += warmed.ok() ? missed : views.size();
+    const bool paused = warm_paused_.load(std::memory_order_relaxed);
+    const size_t check_keys = std::max<size_t>(
+        1, paused ? options_.warm_check_keys / kWarmSampleEvery : options_.warm_check_keys);
+    if (window_keys >= check_keys) {
+      if (!paused && window_missed * 256 <= window_keys) {
+        warm_paused_.store(true, std::memory_order_relaxed);
+        Logger()->debug("warm thread paused: {} of {} proposed keys missed the cache",
+                        window_missed, window_keys);
+      } else if (paused && window_missed * 64 > window_keys) {
+        warm_paused_.store(false, std::memory_order_relaxed);
+        Logger()->debug("warm thread resumed: {} of {} sampled keys missed the cache",
+                        window_missed, window_keys);
+      }
+      window_keys = 0;
+      window_missed = 0;
+    }
     taken.clear();
   }
 }

@@ -115,6 +115,11 @@ struct NodeOptions {
   // keys (KvState::WarmLatest) on a thread of their own while the log entry is made durable,
   // so that the apply thread does not wait for the disk. Default: true.
   bool warm_proposed_keys = true;
+  // The warm thread judges its use over this many keys: when the cache held nearly all of
+  // them (all but 1 in 256), it pauses and only samples one command in kWarmSampleEvery, and
+  // resumes when a sample of warm_check_keys / kWarmSampleEvery keys shows misses (more than
+  // 1 in 64). Waking it for keys that are all cached costs more than it saves. Default: 4096.
+  size_t warm_check_keys = 4096;
   // Most bytes of recent log entries kept in memory for replication. Default: 64 MiB.
   uint64_t log_cache_bytes_max = 64ull << 20;
 
@@ -230,6 +235,8 @@ class Node {
   storage::Engine* engine() { return engine_.get(); }
   uint64_t member_id() const { return options_.member_id; }
   uint64_t AppliedIndex() const { return applier_->AppliedIndex(); }
+  // Whether the warm thread is paused because the cache held the keys (warm_check_keys).
+  bool warm_paused() const { return warm_paused_.load(std::memory_order_relaxed); }
   // The first index the WAL holds (segments are dropped whole).
   uint64_t LogFirstIndex() const;
   // The first index the Raft log serves (RaftLogStorage::FirstIndex); a follower that needs an
@@ -434,7 +441,10 @@ class Node {
   std::condition_variable warm_cv_;
   std::vector<std::string> warm_keys_;  // GUARDED_BY(warm_mutex_)
   bool warm_idle_ = false;              // GUARDED_BY(warm_mutex_): waiting for keys
-  bool warm_stopping_ = false;          // GUARDED_BY(warm_mutex_)
+  // Paused (NodeOptions::warm_check_keys): only sampled commands are queued.
+  std::atomic<bool> warm_paused_{false};
+  std::atomic<uint64_t> warm_sample_counter_{0};
+  bool warm_stopping_ = false;  // GUARDED_BY(warm_mutex_)
   std::thread warm_thread_;
   bool applying_ = false;  // GUARDED_BY(mutex_): the apply thread holds entries
   // Snapshot production (leader).

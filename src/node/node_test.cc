@@ -39,6 +39,7 @@ class NodeTest : public ::testing::Test {
     options.engine.block_cache_bytes = 8 << 20;
     options.checkpoint_interval_entries = checkpoint_entries;
     options.kv.key_count_block_keys = key_count_block_keys_;
+    options.warm_check_keys = warm_check_keys_;
     return Node::Open(std::move(options));
   }
 
@@ -82,6 +83,7 @@ class NodeTest : public ::testing::Test {
 
   fs::path dir_;
   int64_t key_count_block_keys_ = mvcc::KvStateOptions{}.key_count_block_keys;
+  size_t warm_check_keys_ = 4096;
 };
 
 TEST_F(NodeTest, ProposalsApplyInOrderAndAdvanceAppliedIndex) {
@@ -253,6 +255,26 @@ TEST_F(NodeTest, FormatThreeDirectoryGetsKeyCountBlocksAtOpen) {
     EXPECT_EQ(keys[0], mvcc::format::kMetaKeyCountBlockPrefix);
     EXPECT_EQ(keys[7], std::string(mvcc::format::kMetaKeyCountBlockPrefix) + key(28));
   });
+}
+
+// The warm thread pauses while the cache of hot keys already holds the proposed keys, and
+// resumes when the commands it still samples write keys the cache lacks.
+TEST_F(NodeTest, WarmThreadPausesWhileTheCacheHoldsTheProposedKeys) {
+  warm_check_keys_ = 256;
+  auto node = OpenNode();
+  ASSERT_TRUE(node.ok()) << node.status().ToString();
+  // Proposes put(key(i)) until the warm thread is `paused` (at most 20,000 puts).
+  auto propose_until = [&](bool paused, const std::function<std::string(int)>& key) {
+    for (int i = 0; i < 20000 && (*node)->warm_paused() != paused; ++i) {
+      EXPECT_TRUE(ProposeAndWait(node->get(), PutCommand(key(i), "v")).first.ok());
+    }
+    return (*node)->warm_paused() == paused;
+  };
+  EXPECT_FALSE((*node)->warm_paused());
+  // Ten keys over and over: once written, the cache holds them all.
+  EXPECT_TRUE(propose_until(true, [](int i) { return "k" + std::to_string(i % 10); }));
+  // Keys never written: the cache lacks every one.
+  EXPECT_TRUE(propose_until(false, [](int i) { return "new" + std::to_string(i); }));
 }
 
 TEST_F(NodeTest, StateAheadOfTheLogRefusesToOpen) {
