@@ -43,9 +43,12 @@ constexpr size_t kPointLookupBuckets = 256 << 10;
 // See CompactRange().
 constexpr int kCompactRangePassesMax = 2;
 
-// MultiGet splits its keys between the read threads (EngineOptions::read_threads) from this
-// many keys: a single read gains nothing from a helper.
-constexpr size_t kParallelReadMinKeys = 2;
+// MultiGet splits its keys between the read threads (EngineOptions::read_threads) in shares
+// of at least this many keys. Waking a helper costs a context switch each way; with fewer
+// keys a share's reads gain less than that. With 10M keys, the first put pass after a
+// cold start took 15 instead of 18.5 us of read-thread CPU per put with shares of at least 8
+// keys rather than 1 (docs/benchmarks.md, session 21).
+constexpr size_t kReadShareMinKeys = 8;
 
 // Write() sorts a batch (EngineOptions::sorted_batch_writes) from this many records: below,
 // the inserts are too few and too far apart for the sort to pay.
@@ -694,7 +697,7 @@ Status RocksDbEngineImpl::MultiGet(const ReadOptions& options, Family family,
   slices.reserve(keys.size());
   for (std::string_view key : keys) slices.push_back(ToSlice(key));
   std::vector<rocksdb::Status> statuses(keys.size());
-  if (read_pool_ != nullptr && keys.size() >= kParallelReadMinKeys) {
+  if (read_pool_ != nullptr && keys.size() >= 2 * kReadShareMinKeys) {
     // No snapshot is taken for a read without one: releasing it makes RocksDB look for
     // bottommost files whose sequence numbers it may zero, and rewrite each such file (the
     // files a sequential load moved down without rewriting them, for one).
@@ -731,9 +734,10 @@ void RocksDbEngineImpl::MultiGetOnReadThreads(const rocksdb::ReadOptions& read_o
       if (statuses[i].ok()) (*values)[i].emplace(found[i - begin].data(), found[i - begin].size());
     }
   };
-  // Contiguous shares (the caller's keys are in key order, and neighbours share blocks), one
-  // per thread, the caller's included; their sizes differ by one at most.
-  const size_t shares = std::min(keys.size(), read_pool_->threads() + 1);
+  // Contiguous shares (the caller's keys are in key order, and neighbours share blocks), at
+  // most one per thread, the caller's included, and at least kReadShareMinKeys keys each;
+  // their sizes differ by one at most.
+  const size_t shares = std::min(keys.size() / kReadShareMinKeys, read_pool_->threads() + 1);
   std::vector<std::function<void()>> pieces;
   pieces.reserve(shares);
   for (size_t share = 0; share < shares; ++share) {
