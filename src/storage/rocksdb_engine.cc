@@ -46,8 +46,8 @@ constexpr int kCompactRangePassesMax = 2;
 // MultiGet splits its keys between the read threads (EngineOptions::read_threads) in shares
 // of at least this many keys. Waking a helper costs a context switch each way; with fewer
 // keys a share's reads gain less than that. With 10M keys, the first put pass after a
-// cold start took 15 instead of 18.5 us of read-thread CPU per put with shares of at least 8
-// keys rather than 1 (docs/benchmarks.md, session 21).
+// cold start took 14.8 instead of 18.2 us of read-thread CPU per put (medians of three) with
+// shares of at least 8 keys rather than 1 (docs/benchmarks.md, session 21).
 constexpr size_t kReadShareMinKeys = 8;
 
 // Write() sorts a batch (EngineOptions::sorted_batch_writes) from this many records: below,
