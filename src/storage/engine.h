@@ -149,6 +149,21 @@ class ContentsReplacement {
   virtual Status Commit() = 0;
 };
 
+// RocksDB: whole-file read-ahead of a table file that point reads keep finding missing from
+// the page cache (src/storage/file_read_ahead.h, docs/decisions.md). MemoryEngine ignores it.
+struct ReadAheadOptions {
+  // Default: true.
+  bool enabled = true;
+  // A read of a table file, inside a point read, that takes at least this long counts as a
+  // read from the disk (one from the page cache takes a few microseconds). Default: 40.
+  uint32_t slow_read_micros = 40;
+  // Reads from the disk of one file within one second that make it read ahead. Default: 16.
+  uint32_t slow_reads_per_second = 16;
+  // Read ahead only while the database's table files together take at most this many bytes.
+  // Default: 0, meaning half of the memory the kernel reports available at the time.
+  uint64_t memory_budget_bytes = 0;
+};
+
 struct EngineOptions {
   // Created if missing. Default: empty (required for RocksDB; ignored by MemoryEngine).
   std::string path;
@@ -186,6 +201,8 @@ struct EngineOptions {
   // their reads from the files overlap; the rest are answered from the cache on the calling
   // thread. Default: 0 (every read on the calling thread). MemoryEngine ignores it.
   size_t read_threads = 0;
+  // Default: ReadAheadOptions's defaults (on).
+  ReadAheadOptions read_ahead;
 };
 
 class Engine {

@@ -31,13 +31,9 @@ inline std::string KindName(EngineKind kind) {
 // not machines), else /tmp. Removed with its contents on destruction.
 class ScratchDir {
  public:
-  ScratchDir() {
-    std::string base = "/tmp";
-    if (const char* env = getenv("TEST_TMPDIR"); env != nullptr) {
-      base = env;
-    } else if (access("/dev/shm", W_OK) == 0) {
-      base = "/dev/shm";
-    }
+  ScratchDir() : ScratchDir(DefaultBase()) {}
+  // A directory under `base` (a test that needs a disk, not tmpfs, passes ".").
+  explicit ScratchDir(const std::string& base) {
     std::string pattern = base + "/cairn-storage-XXXXXX";
     CAIRN_CHECK(mkdtemp(pattern.data()) != nullptr);
     path_ = pattern;
@@ -51,6 +47,12 @@ class ScratchDir {
   const std::string& path() const { return path_; }
 
  private:
+  static std::string DefaultBase() {
+    if (const char* env = getenv("TEST_TMPDIR"); env != nullptr) return env;
+    if (access("/dev/shm", W_OK) == 0) return "/dev/shm";
+    return "/tmp";
+  }
+
   std::string path_;
 };
 

@@ -4,6 +4,8 @@
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
 #include <rocksdb/memtablerep.h>
@@ -26,6 +28,7 @@
 
 #include "src/base/check.h"
 #include "src/base/logging.h"
+#include "src/storage/file_read_ahead.h"
 #include "src/storage/read_pool.h"
 
 namespace cairn::storage {
@@ -396,6 +399,10 @@ class RocksDbEngineImpl final : public Engine {
  private:
   RocksDbEngineImpl() = default;
 
+  // The file system and the Env over it (EngineOptions::read_ahead), or null. The
+  // destructor deletes the database in its body, before these go.
+  std::shared_ptr<internal::ReadAheadFileSystem> read_ahead_;
+  std::unique_ptr<rocksdb::Env> env_;
   rocksdb::DB* db_ = nullptr;
   std::array<rocksdb::ColumnFamilyHandle*, kFamilyCount> handles_{};
   std::vector<rocksdb::ColumnFamilyHandle*> other_handles_;  // default + unknown families
@@ -575,6 +582,12 @@ Result<std::unique_ptr<Engine>> RocksDbEngineImpl::Open(const EngineOptions& opt
   rocksdb::DBOptions db_options = MakeDbOptions();
   std::unique_ptr<RocksDbEngineImpl> engine(new RocksDbEngineImpl());
   db_options.listeners.push_back(engine->unflushed_);
+  if (options.read_ahead.enabled) {
+    engine->read_ahead_ = std::make_shared<internal::ReadAheadFileSystem>(
+        rocksdb::FileSystem::Default(), options.path, options.read_ahead);
+    engine->env_ = rocksdb::NewCompositeEnv(engine->read_ahead_);
+    db_options.env = engine->env_.get();
+  }
   std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   rocksdb::ColumnFamilyOptions base_options = MakeFamilyOptions(options, cache);
 
@@ -679,6 +692,7 @@ Result<bool> RocksDbEngineImpl::Get(const ReadOptions& options, Family family, s
   rocksdb::ReadOptions read_options;
   read_options.snapshot = RocksSnapshot(options);
   rocksdb::PinnableSlice pinned;
+  internal::PointReadScope point_read;
   rocksdb::Status status = db_->Get(read_options, handle(family), ToSlice(key), &pinned);
   if (status.IsNotFound()) return false;
   if (!status.ok()) return FromRocks(status);
@@ -697,6 +711,7 @@ Status RocksDbEngineImpl::MultiGet(const ReadOptions& options, Family family,
   slices.reserve(keys.size());
   for (std::string_view key : keys) slices.push_back(ToSlice(key));
   std::vector<rocksdb::Status> statuses(keys.size());
+  internal::PointReadScope point_read;
   if (read_pool_ != nullptr && keys.size() >= 2 * kReadShareMinKeys) {
     // No snapshot is taken for a read without one: releasing it makes RocksDB look for
     // bottommost files whose sequence numbers it may zero, and rewrite each such file (the
@@ -727,6 +742,7 @@ void RocksDbEngineImpl::MultiGetOnReadThreads(const rocksdb::ReadOptions& read_o
                                               std::span<rocksdb::Status> statuses) {
   // Each share reads and writes only its own keys' entries of `values` and `statuses`.
   auto read = [&](size_t begin, size_t end) {
+    internal::PointReadScope point_read;  // on a helper thread too
     std::vector<rocksdb::PinnableSlice> found(end - begin);
     db_->MultiGet(read_options, family, end - begin, keys.data() + begin, found.data(),
                   statuses.data() + begin);
@@ -911,6 +927,7 @@ void RocksDbWriteBatch::Delete(Family family, std::string_view key) {
 Result<bool> RocksDbWriteBatch::Get(Family family, std::string_view key, std::string* value) {
   IndexForRead(family);
   rocksdb::PinnableSlice pinned;
+  internal::PointReadScope point_read;
   rocksdb::Status status = batch_.GetFromBatchAndDB(engine_->db(), rocksdb::ReadOptions(),
                                                     engine_->handle(family), ToSlice(key), &pinned);
   if (status.IsNotFound()) return false;
