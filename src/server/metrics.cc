@@ -173,6 +173,13 @@ void ServerMetrics::AddStateGauges(node::Node* node, feed::Hub* hub, LeaseManage
       "etcd_mvcc_db_total_size_in_bytes",
       "Total size of the underlying database physically allocated in bytes.",
       [node] { return static_cast<double>(node->engine()->ApproximateSizeBytes()); });
+  registry_.AddGauge(
+      "cairn_storage_read_ahead_files_total",
+      "Table files read whole into the page cache because point reads kept finding them cold.",
+      [node] { return static_cast<double>(node->engine()->Stats().files_read_ahead); });
+  registry_.AddGauge(
+      "cairn_storage_read_ahead_bytes_total", "Bytes of the table files read whole.",
+      [node] { return static_cast<double>(node->engine()->Stats().bytes_read_ahead); });
   registry_.AddGauge("etcd_debugging_mvcc_keys_total", "Total number of keys.",
                      [node] { return static_cast<double>(node->kv()->KeyCount()); });
   registry_.AddGauge("etcd_debugging_mvcc_watcher_total", "Total number of watchers.",

@@ -205,6 +205,13 @@ struct EngineOptions {
   ReadAheadOptions read_ahead;
 };
 
+// What an engine reports about itself; totals since it was opened.
+struct EngineStats {
+  // Table files the kernel was asked to read whole (ReadAheadOptions), and their bytes.
+  uint64_t files_read_ahead = 0;
+  uint64_t bytes_read_ahead = 0;
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
@@ -234,6 +241,8 @@ class Engine {
   virtual Status CompactRange(Family family, std::string_view begin, std::string_view end) = 0;
   // Bytes the engine occupies on disk (or in memory for MemoryEngine), approximately.
   virtual uint64_t ApproximateSizeBytes() = 0;
+  // The default reports zeros (an engine without files).
+  virtual EngineStats Stats() { return {}; }
   // A replacement of the whole contents (ContentsReplacement). Temporary files, if any, are
   // named `temporary_file_prefix` + a suffix (their directory must exist). The default holds
   // the replacement in one write batch (deletes of every key, then the new records) written

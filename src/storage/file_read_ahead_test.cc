@@ -264,6 +264,8 @@ TEST(RocksDbReadAheadTest, PointReadsOfAColdTableFileReadItAhead) {
   }
   EXPECT_TRUE(WaitFor([&] { return ResidentFraction(table) > 0.99; }))
       << "resident: " << ResidentFraction(table);
+  EXPECT_EQ(engine->Stats().files_read_ahead, 1u);
+  EXPECT_EQ(engine->Stats().bytes_read_ahead, std::filesystem::file_size(table));
 }
 
 }  // namespace

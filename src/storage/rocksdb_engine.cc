@@ -387,6 +387,7 @@ class RocksDbEngineImpl final : public Engine {
   Status Flush() override;
   Status CompactRange(Family family, std::string_view begin, std::string_view end) override;
   uint64_t ApproximateSizeBytes() override;
+  EngineStats Stats() override;
   Result<std::unique_ptr<ContentsReplacement>> NewContentsReplacement(
       const std::string& temporary_file_prefix) override;
 
@@ -870,6 +871,16 @@ Status RocksDbEngineImpl::CompactRange(Family family, std::string_view begin,
   std::lock_guard lock(state.state_mutex);
   state.manual_active = false;
   return FromRocks(status);
+}
+
+EngineStats RocksDbEngineImpl::Stats() {
+  EngineStats stats;
+  if (read_ahead_ != nullptr) {
+    const internal::ReadAheadFileSystem::Stats read_ahead = read_ahead_->stats();
+    stats.files_read_ahead = read_ahead.files_read_ahead;
+    stats.bytes_read_ahead = read_ahead.bytes_read_ahead;
+  }
+  return stats;
 }
 
 uint64_t RocksDbEngineImpl::ApproximateSizeBytes() {
