@@ -151,8 +151,7 @@ void ReadAheadFileSystem::OnPointRead(const std::shared_ptr<TableFile>& file, in
     }
     file->queued = true;
     file->considered_ns = now_ns;
-    queue_.push_back(file);
-    CAIRN_CHECK(queue_.size() <= files_.size() + 1);  // +1: a file deleted while in use
+    queue_.push_back(file);  // at most once per file: `queued` is set until the helper is done
     ++stats_.files_queued;
   }
   wake_.notify_one();

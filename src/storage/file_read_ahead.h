@@ -107,7 +107,8 @@ class ReadAheadFileSystem final : public rocksdb::FileSystemWrapper {
   std::condition_variable wake_;
   std::unordered_map<std::string, std::shared_ptr<TableFile>> files_;  // guarded by mutex_
   uint64_t table_file_bytes_ = 0;                                      // guarded by mutex_
-  // Each file is queued at most once at a time, so the queue holds at most files_.size().
+  // Each file is queued at most once at a time (TableFile::queued): one entry per file the
+  // database has open or deleted while queued.
   std::deque<std::shared_ptr<TableFile>> queue_;  // guarded by mutex_
   bool stopping_ = false;                         // guarded by mutex_
   Stats stats_;                                   // guarded by mutex_
