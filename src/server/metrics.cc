@@ -180,6 +180,11 @@ void ServerMetrics::AddStateGauges(node::Node* node, feed::Hub* hub, LeaseManage
   registry_.AddGauge(
       "cairn_storage_read_ahead_bytes_total", "Bytes of the table files read whole.",
       [node] { return static_cast<double>(node->engine()->Stats().bytes_read_ahead); });
+  registry_.AddGauge(
+      "cairn_storage_narrow_flushes_merged_total",
+      "Flushed L0 files merged into the base level at once because they overlapped little "
+      "(keys written in order).",
+      [node] { return static_cast<double>(node->engine()->Stats().narrow_flushes_merged); });
   registry_.AddGauge("etcd_debugging_mvcc_keys_total", "Total number of keys.",
                      [node] { return static_cast<double>(node->kv()->KeyCount()); });
   registry_.AddGauge("etcd_debugging_mvcc_watcher_total", "Total number of watchers.",

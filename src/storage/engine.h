@@ -203,6 +203,12 @@ struct EngineOptions {
   size_t read_threads = 0;
   // Default: ReadAheadOptions's defaults (on).
   ReadAheadOptions read_ahead;
+  // RocksDB: a flushed L0 file that overlaps no other L0 file and little of the base level
+  // (keys written in order, as by a bulk load) is merged into the base level at once instead
+  // of waiting in L0 for RocksDB's merge of 8 files, which a later file of random keys makes
+  // a merge of them all with the whole base level (src/storage/narrow_flush_merge.h).
+  // Default: true. MemoryEngine ignores it.
+  bool merge_narrow_flushes = true;
 };
 
 // What an engine reports about itself; totals since it was opened.
@@ -210,6 +216,10 @@ struct EngineStats {
   // Table files the kernel was asked to read whole (ReadAheadOptions), and their bytes.
   uint64_t files_read_ahead = 0;
   uint64_t bytes_read_ahead = 0;
+  // Flushed L0 files merged into the base level at once (EngineOptions::merge_narrow_flushes),
+  // and their bytes.
+  uint64_t narrow_flushes_merged = 0;
+  uint64_t narrow_flush_bytes_merged = 0;
 };
 
 class Engine {

@@ -29,6 +29,7 @@
 #include "src/base/check.h"
 #include "src/base/logging.h"
 #include "src/storage/file_read_ahead.h"
+#include "src/storage/narrow_flush_merge.h"
 #include "src/storage/read_pool.h"
 
 namespace cairn::storage {
@@ -186,8 +187,11 @@ class FilterFactoryAdapter final : public rocksdb::CompactionFilterFactory {
 
   std::unique_ptr<rocksdb::CompactionFilter> CreateCompactionFilter(
       const rocksdb::CompactionFilter::Context& context) override {
+    // A manual compaction is CompactRange's, unless the narrow-flush merger runs it: that
+    // one is judged full only when RocksDB says so, like a background compaction.
+    const bool compact_range = context.is_manual_compaction && !internal::InNarrowMerge();
     return std::make_unique<FilterAdapter>(factory_, family_, context.is_full_compaction,
-                                           context.is_manual_compaction ? state_ : nullptr);
+                                           compact_range ? state_ : nullptr);
   }
 
   const char* Name() const override { return "cairn.FilterFactoryAdapter"; }
@@ -423,6 +427,8 @@ class RocksDbEngineImpl final : public Engine {
   rocksdb::WriteOptions write_options_;
   std::unique_ptr<internal::ReadPool> read_pool_;  // null without EngineOptions::read_threads
   std::shared_ptr<UnflushedBytes> unflushed_ = std::make_shared<UnflushedBytes>();
+  // EngineOptions::merge_narrow_flushes, or null. Stopped first by the destructor.
+  std::shared_ptr<internal::NarrowFlushMerger> narrow_merger_;
   // Each family's RocksDB column family id, by FamilyIndex.
   std::array<uint32_t, kFamilyCount> family_ids_{};
   // The families written in key order (EngineOptions::sorted_batch_writes).
@@ -583,6 +589,10 @@ Result<std::unique_ptr<Engine>> RocksDbEngineImpl::Open(const EngineOptions& opt
   rocksdb::DBOptions db_options = MakeDbOptions();
   std::unique_ptr<RocksDbEngineImpl> engine(new RocksDbEngineImpl());
   db_options.listeners.push_back(engine->unflushed_);
+  if (options.merge_narrow_flushes) {
+    engine->narrow_merger_ = std::make_shared<internal::NarrowFlushMerger>();
+    db_options.listeners.push_back(engine->narrow_merger_);
+  }
   if (options.read_ahead.enabled) {
     engine->read_ahead_ = std::make_shared<internal::ReadAheadFileSystem>(
         rocksdb::FileSystem::Default(), options.path, options.read_ahead);
@@ -659,6 +669,11 @@ Result<std::unique_ptr<Engine>> RocksDbEngineImpl::Open(const EngineOptions& opt
     }
   }
   engine->write_options_.disableWAL = true;
+  if (engine->narrow_merger_ != nullptr) {
+    engine->narrow_merger_->Start(
+        engine->db_, std::vector<rocksdb::ColumnFamilyHandle*>(engine->handles_.begin(),
+                                                               engine->handles_.end()));
+  }
   if (options.read_threads > 0) {
     engine->read_pool_ = std::make_unique<internal::ReadPool>(options.read_threads, "cairn-read");
   }
@@ -669,6 +684,7 @@ Result<std::unique_ptr<Engine>> RocksDbEngineImpl::Open(const EngineOptions& opt
 
 RocksDbEngineImpl::~RocksDbEngineImpl() {
   if (db_ == nullptr) return;
+  if (narrow_merger_ != nullptr) narrow_merger_->Stop();  // it uses the handles
   Status flushed = Flush();
   if (!flushed.ok()) log::Get("storage")->error("flush on close: {}", flushed.ToString());
   for (rocksdb::ColumnFamilyHandle* handle : handles_) {
@@ -879,6 +895,11 @@ EngineStats RocksDbEngineImpl::Stats() {
     const internal::ReadAheadFileSystem::Stats read_ahead = read_ahead_->stats();
     stats.files_read_ahead = read_ahead.files_read_ahead;
     stats.bytes_read_ahead = read_ahead.bytes_read_ahead;
+  }
+  if (narrow_merger_ != nullptr) {
+    const internal::NarrowFlushMerger::Stats merged = narrow_merger_->stats();
+    stats.narrow_flushes_merged = merged.files_merged;
+    stats.narrow_flush_bytes_merged = merged.bytes_merged;
   }
   return stats;
 }

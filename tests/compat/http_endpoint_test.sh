@@ -68,6 +68,11 @@ expect_eq "current revision" "$(metric "$after" etcd_debugging_mvcc_current_revi
 expect_eq "lease count" "$(metric "$after" cairn_lease_count)" 1
 # A few keys stay in the page cache: nothing is read ahead, and the counter says so.
 expect_eq "files read ahead" "$(metric "$after" cairn_storage_read_ahead_files_total)" 0
+# Exported as a count (a new server's first flushes, into an empty database, may have gone
+# down already).
+expect_contains "narrow flushes merged" "$after" "# TYPE cairn_storage_narrow_flushes_merged_total gauge"
+[[ "$(metric "$after" cairn_storage_narrow_flushes_merged_total)" =~ ^[0-9]+$ ]] ||
+  fail "narrow flushes merged: not a count"
 expect_eq "key count" "$(metric "$after" etcd_debugging_mvcc_keys_total)" \
   $(($(metric "$before" etcd_debugging_mvcc_keys_total) + 3))
 # A member alone keeps no applied log entries in memory: the cache empties as entries are

@@ -1,0 +1,110 @@
+// NarrowFlushMerger: moves a freshly flushed L0 file into the base level at once when the merge
+// costs little more than the file itself (EngineOptions::merge_narrow_flushes, RocksDbEngine).
+//
+// Why: RocksDB merges L0 into the base level when L0 holds level0_file_num_compaction_trigger
+// files (8 here), and each such merge starts from the oldest L0 file plus every L0 file that
+// overlaps it. A sequential load (keys written in order) flushes files that overlap nothing,
+// so each merge takes one file, and L0 stays one file short of the trigger for the whole
+// load: 7 files of 27 MiB after loading 10M keys. The first flush of random keys afterwards
+// overlaps all of them and the whole base level, so the first writes after a load pay for
+// merging the load's last 7 files together with the base level: 1.7M records per family, 1.4 s
+// of CPU each (docs/benchmarks.md, session 23). Those files could have gone down one by one,
+// at the cost of writing each once, when they were flushed.
+//
+// How: after each flush and each compaction the helper thread (`cairn-l0merge`, at the lowest
+// CPU priority) looks at the family's oldest L0 file. When it overlaps no other L0 file, and its
+// key range overlaps base-level files of at most 1/kNarrowMergeOverlapDivisor of its size, none of
+// them being compacted, the thread merges it into the base level (DB::CompactFiles) and looks
+// again. Only the oldest: CompactFiles adds every older L0 file to a merge. A file of random keys
+// overlaps the whole base level and stays in L0 for RocksDB's own merges, and so do the files
+// flushed after it.
+//
+// Thread-safety: the On* callbacks are called by RocksDB's background threads; the rest by the
+// engine, which calls Start after opening the database and Stop before closing it.
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/listener.h>
+#include <rocksdb/metadata.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace cairn::storage::internal {
+
+// A flushed file is merged at once only when the base-level files it overlaps hold at most
+// 1/8 of its bytes: the merge then writes at most 1.125 times the file.
+constexpr uint64_t kNarrowMergeOverlapDivisor = 8;
+
+struct NarrowMerge {
+  std::string file;  // SstFileMetaData::name of the L0 file
+  int output_level = 0;
+};
+
+// The oldest L0 file of `metadata` when it can be merged into the base level cheaply (see the
+// file comment), and the base level: the first level below L0 that holds files, or the last
+// level when none does. Nothing otherwise.
+std::optional<NarrowMerge> PickNarrowL0File(const rocksdb::ColumnFamilyMetaData& metadata,
+                                            const rocksdb::Comparator& comparator);
+
+// True on the calling thread while it runs one of NarrowFlushMerger's merges: DB::CompactFiles
+// runs the compaction, and creates its compaction filter, on the calling thread. Such a merge
+// is manual to RocksDB, but not part of an Engine::CompactRange.
+bool InNarrowMerge();
+
+class NarrowFlushMerger final : public rocksdb::EventListener {
+ public:
+  struct Stats {
+    uint64_t families_examined = 0;  // looks at a family after a flush or a compaction
+    uint64_t files_merged = 0;       // L0 files merged into the base level
+    uint64_t bytes_merged = 0;       // their sizes
+    uint64_t merges_failed = 0;      // CompactFiles errors (a file taken by another compaction)
+  };
+
+  NarrowFlushMerger() = default;
+  // Stops the helper thread.
+  ~NarrowFlushMerger() override;
+  NarrowFlushMerger(const NarrowFlushMerger&) = delete;
+  NarrowFlushMerger& operator=(const NarrowFlushMerger&) = delete;
+
+  // Starts the helper thread, which merges the families in `handles` after their flushes;
+  // flushes before Start (the database's recovery) are ignored. REQUIRES: called once.
+  void Start(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHandle*>& handles);
+  // Stops the helper thread; a merge it is running finishes first. Flushes after Stop are
+  // ignored. Call before destroying the handles or closing the database.
+  void Stop();
+
+  // A flush adds an L0 file; a compaction may free the oldest L0 file or the base-level files
+  // it overlaps. Either has the family looked at again.
+  void OnFlushCompleted(rocksdb::DB* db, const rocksdb::FlushJobInfo& info) override;
+  void OnCompactionCompleted(rocksdb::DB* db, const rocksdb::CompactionJobInfo& info) override;
+
+  Stats stats() const;
+  // Whether no family waits to be looked at and none is being looked at.
+  bool Idle() const;
+
+ private:
+  void Enqueue(uint32_t family);
+  void Loop();
+  // Merges the family's qualifying L0 files, one at a time.
+  void MergeNarrowFiles(rocksdb::ColumnFamilyHandle* handle);
+
+  rocksdb::DB* db_ = nullptr;  // set by Start
+  // By column family id; set by Start, read by the helper thread only afterwards.
+  std::unordered_map<uint32_t, rocksdb::ColumnFamilyHandle*> handles_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<uint32_t> pending_;  // guarded by mutex_: families flushed, each at most once
+  bool running_ = false;           // guarded by mutex_: between Start and Stop
+  bool working_ = false;           // guarded by mutex_: a family is being looked at
+  Stats stats_;                    // guarded by mutex_
+  std::thread thread_;
+};
+
+}  // namespace cairn::storage::internal
