@@ -21,10 +21,11 @@ constexpr int kMaxMergesPerLook = 16;
 
 thread_local bool in_narrow_merge = false;
 
-bool RangesOverlap(const rocksdb::SstFileMetaData& a, const rocksdb::SstFileMetaData& b,
-                   const rocksdb::Comparator& comparator) {
-  return comparator.Compare(a.smallestkey, b.largestkey) <= 0 &&
-         comparator.Compare(b.smallestkey, a.largestkey) <= 0;
+// Whether [smallest, largest] and the file's key range share a key.
+bool RangesOverlap(const std::string& smallest, const std::string& largest,
+                   const rocksdb::SstFileMetaData& file, const rocksdb::Comparator& comparator) {
+  return comparator.Compare(smallest, file.largestkey) <= 0 &&
+         comparator.Compare(file.smallestkey, largest) <= 0;
 }
 
 }  // namespace
@@ -42,25 +43,49 @@ std::optional<NarrowMerge> PickNarrowL0File(const rocksdb::ColumnFamilyMetaData&
       break;
     }
   }
-  // Only the oldest L0 file: DB::CompactFiles adds every L0 file older than its input to
-  // the merge, so merging a newer one would take the older ones (and the base-level files
-  // they overlap) with it.
-  const rocksdb::SstFileMetaData* oldest = &l0[0];
-  for (const rocksdb::SstFileMetaData& file : l0) {
-    if (file.largest_seqno < oldest->largest_seqno) oldest = &file;
+  // The oldest L0 files, oldest first. Only a group of the oldest: DB::CompactFiles adds
+  // every L0 file older than its inputs, so merging a newer file would take the older ones
+  // (and the base-level files they overlap) along.
+  std::vector<const rocksdb::SstFileMetaData*> by_age;
+  for (const rocksdb::SstFileMetaData& file : l0) by_age.push_back(&file);
+  std::sort(by_age.begin(), by_age.end(),
+            [](const rocksdb::SstFileMetaData* a, const rocksdb::SstFileMetaData* b) {
+              return a->largest_seqno < b->largest_seqno;
+            });
+  // The smallest group of the oldest files whose key range overlaps no other L0 file. Keys
+  // written in order by many clients at once straggle over a flush's boundary, so two
+  // consecutive files often share a few keys.
+  std::string smallest = by_age[0]->smallestkey;
+  std::string largest = by_age[0]->largestkey;
+  uint64_t group_bytes = 0;
+  for (size_t count = 1; count <= std::min(kNarrowMergeFilesMax, by_age.size()); ++count) {
+    const rocksdb::SstFileMetaData& newest = *by_age[count - 1];
+    if (newest.being_compacted) return std::nullopt;
+    if (comparator.Compare(newest.smallestkey, smallest) < 0) smallest = newest.smallestkey;
+    if (comparator.Compare(newest.largestkey, largest) > 0) largest = newest.largestkey;
+    group_bytes += newest.size;
+    bool overlaps_newer = false;
+    for (size_t other = count; other < by_age.size(); ++other) {
+      if (RangesOverlap(smallest, largest, *by_age[other], comparator)) {
+        overlaps_newer = true;
+        break;
+      }
+    }
+    if (overlaps_newer) continue;  // take the next file too
+    uint64_t base_overlap_bytes = 0;
+    for (const rocksdb::SstFileMetaData& file : metadata.levels[base].files) {
+      if (!RangesOverlap(smallest, largest, file, comparator)) continue;
+      if (file.being_compacted) return std::nullopt;
+      base_overlap_bytes += file.size;
+    }
+    if (base_overlap_bytes * kNarrowMergeOverlapDivisor > group_bytes) return std::nullopt;
+    NarrowMerge merge;
+    for (size_t i = 0; i < count; ++i) merge.files.push_back(by_age[i]->name);
+    merge.output_level = static_cast<int>(base);
+    merge.bytes = group_bytes;
+    return merge;
   }
-  if (oldest->being_compacted) return std::nullopt;
-  for (const rocksdb::SstFileMetaData& other : l0) {
-    if (&other != oldest && RangesOverlap(*oldest, other, comparator)) return std::nullopt;
-  }
-  uint64_t base_overlap_bytes = 0;
-  for (const rocksdb::SstFileMetaData& other : metadata.levels[base].files) {
-    if (!RangesOverlap(*oldest, other, comparator)) continue;
-    if (other.being_compacted) return std::nullopt;
-    base_overlap_bytes += other.size;
-  }
-  if (base_overlap_bytes * kNarrowMergeOverlapDivisor > oldest->size) return std::nullopt;
-  return NarrowMerge{oldest->name, static_cast<int>(base)};
+  return std::nullopt;
 }
 
 NarrowFlushMerger::~NarrowFlushMerger() { Stop(); }
@@ -148,24 +173,20 @@ void NarrowFlushMerger::MergeNarrowFiles(rocksdb::ColumnFamilyHandle* handle) {
     db_->GetColumnFamilyMetaData(handle, &metadata);
     std::optional<NarrowMerge> pick = PickNarrowL0File(metadata, *handle->GetComparator());
     if (!pick.has_value()) return;
-    uint64_t size = 0;
-    for (const rocksdb::SstFileMetaData& file : metadata.levels[0].files) {
-      if (file.name == pick->file) size = file.size;
-    }
     in_narrow_merge = true;
-    rocksdb::Status status = db_->CompactFiles(options, handle, {pick->file}, pick->output_level);
+    rocksdb::Status status = db_->CompactFiles(options, handle, pick->files, pick->output_level);
     in_narrow_merge = false;
     std::lock_guard lock(mutex_);
     if (!status.ok()) {
       // Most often another compaction took the file or its neighbours meanwhile; that
       // compaction moves it down instead.
       ++stats_.merges_failed;
-      log::Get("storage")->debug("merging {} of {} into L{}: {}", pick->file, handle->GetName(),
-                                 pick->output_level, status.ToString());
+      log::Get("storage")->debug("merging {} L0 files of {} into L{}: {}", pick->files.size(),
+                                 handle->GetName(), pick->output_level, status.ToString());
       return;
     }
-    ++stats_.files_merged;
-    stats_.bytes_merged += size;
+    stats_.files_merged += pick->files.size();
+    stats_.bytes_merged += pick->bytes;
   }
 }
 

@@ -4,7 +4,8 @@
 // Why: RocksDB merges L0 into the base level when L0 holds level0_file_num_compaction_trigger
 // files (8 here), and each such merge starts from the oldest L0 file plus every L0 file that
 // overlaps it. A sequential load (keys written in order) flushes files that overlap nothing,
-// so each merge takes one file, and L0 stays one file short of the trigger for the whole
+// so each merge takes one file or two (keys straggle over a flush's boundary), and L0 stays
+// one or two files short of the trigger for the whole
 // load: 7 files of 27 MiB after loading 10M keys. The first flush of random keys afterwards
 // overlaps all of them and the whole base level, so the first writes after a load pay for
 // merging the load's last 7 files together with the base level: 1.7M records per family, 1.4 s
@@ -12,12 +13,14 @@
 // at the cost of writing each once, when they were flushed.
 //
 // How: after each flush and each compaction the helper thread (`cairn-l0merge`, at the lowest
-// CPU priority) looks at the family's oldest L0 file. When it overlaps no other L0 file, and its
-// key range overlaps base-level files of at most 1/kNarrowMergeOverlapDivisor of its size, none of
-// them being compacted, the thread merges it into the base level (DB::CompactFiles) and looks
-// again. Only the oldest: CompactFiles adds every older L0 file to a merge. A file of random keys
-// overlaps the whole base level and stays in L0 for RocksDB's own merges, and so do the files
-// flushed after it.
+// CPU priority) looks at the family's oldest L0 files: the oldest alone, or with the next
+// ones, up to kNarrowMergeFilesMax, when their key ranges overlap (keys written in order by many
+// clients straggle over a flush's boundary). When such a group overlaps no other L0 file, and
+// its key range overlaps base-level files of at most 1/kNarrowMergeOverlapDivisor of its size,
+// none of them being compacted, the thread merges it into the base level (DB::CompactFiles) and
+// looks again. Only the oldest files: CompactFiles adds every older L0 file to a merge. A file
+// of random keys overlaps the whole base level and stays in L0 for RocksDB's own merges, and so
+// do the files flushed after it.
 //
 // Thread-safety: the On* callbacks are called by RocksDB's background threads; the rest by the
 // engine, which calls Start after opening the database and Stop before closing it.
@@ -42,14 +45,19 @@ namespace cairn::storage::internal {
 // 1/8 of its bytes: the merge then writes at most 1.125 times the file.
 constexpr uint64_t kNarrowMergeOverlapDivisor = 8;
 
+// A merge takes at most this many of the oldest L0 files.
+constexpr size_t kNarrowMergeFilesMax = 4;
+
 struct NarrowMerge {
-  std::string file;  // SstFileMetaData::name of the L0 file
+  std::vector<std::string> files;  // SstFileMetaData::name of the L0 files, oldest first
   int output_level = 0;
+  uint64_t bytes = 0;  // the L0 files' sizes
 };
 
-// The oldest L0 file of `metadata` when it can be merged into the base level cheaply (see the
-// file comment), and the base level: the first level below L0 that holds files, or the last
-// level when none does. Nothing otherwise.
+// The smallest group of the oldest L0 files of `metadata` (at most kNarrowMergeFilesMax)
+// that can be merged into the base level cheaply (see the file comment), and the base level:
+// the first level below L0 that holds files, or the last level when none does. Nothing
+// otherwise.
 std::optional<NarrowMerge> PickNarrowL0File(const rocksdb::ColumnFamilyMetaData& metadata,
                                             const rocksdb::Comparator& comparator);
 

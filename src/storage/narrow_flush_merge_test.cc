@@ -57,38 +57,64 @@ TEST(PickNarrowL0FileTest, OldestDisjointFileGoesToTheFirstLevelThatHoldsFiles) 
       {File("/1.sst", 10, "k000", "k199", 5000)}, {File("/0.sst", 5, "k000", "k999", 50000)});
   auto pick = Pick(metadata);
   ASSERT_TRUE(pick.has_value());
-  EXPECT_EQ(pick->file, "/2.sst");
+  EXPECT_EQ(pick->files, (std::vector<std::string>{"/2.sst"}));
   EXPECT_EQ(pick->output_level, 5);
+  EXPECT_EQ(pick->bytes, 1000u);
 }
 
 TEST(PickNarrowL0FileTest, EmptyLevelsBelowMeansTheLastLevel) {
   auto pick = Pick(Metadata({File("/1.sst", 10, "a", "b", 1000)}));
   ASSERT_TRUE(pick.has_value());
-  EXPECT_EQ(pick->file, "/1.sst");
+  EXPECT_EQ(pick->files, (std::vector<std::string>{"/1.sst"}));
   EXPECT_EQ(pick->output_level, 6);
 }
 
-TEST(PickNarrowL0FileTest, OnlyTheOldestFileAndOnlyWhenItOverlapsNoOtherL0File) {
-  // 1 and 2 overlap each other (random keys); 3 overlaps neither, but merging it would take
-  // the older two with it.
-  EXPECT_FALSE(Pick(Metadata({File("/1.sst", 10, "k000", "k500", 1000),
-                              File("/2.sst", 20, "k100", "k600", 1000),
-                              File("/3.sst", 30, "k700", "k799", 1000)},
-                             {}, {File("/0.sst", 5, "k900", "k999", 50000)}))
-                   .has_value());
-  // The oldest overlaps a newer file of random keys.
+TEST(PickNarrowL0FileTest, OnlyTheOldestFilesAndOnlyWhenTheyOverlapNoOtherL0File) {
+  const rocksdb::SstFileMetaData whole_base = File("/0.sst", 5, "k000", "k999", 50000);
+  // 3 overlaps nothing, but merging it would take the older two with it: 1 and 2 overlap
+  // each other, and go together.
+  auto pick = Pick(
+      Metadata({File("/1.sst", 10, "k000", "k500", 1000), File("/2.sst", 20, "k100", "k600", 1000),
+                File("/3.sst", 30, "k700", "k799", 1000)},
+               {}, {File("/0.sst", 5, "k900", "k999", 50000)}));
+  ASSERT_TRUE(pick.has_value());
+  EXPECT_EQ(pick->files, (std::vector<std::string>{"/1.sst", "/2.sst"}));
+  EXPECT_EQ(pick->bytes, 2000u);
+  // The oldest overlaps a newer file of random keys, which overlaps the whole base level.
   EXPECT_FALSE(Pick(Metadata({File("/1.sst", 10, "k000", "k099", 1000),
-                              File("/2.sst", 20, "k000", "k999", 1000)}))
+                              File("/2.sst", 20, "k000", "k999", 1000)},
+                             {}, {whole_base}))
                    .has_value());
   // A file touching another only at one key overlaps it too.
-  EXPECT_FALSE(
-      Pick(Metadata({File("/1.sst", 10, "a", "m", 1000), File("/2.sst", 20, "m", "z", 1000)}))
-          .has_value());
-  // The oldest is picked whatever the listing order.
-  auto pick = Pick(Metadata({File("/1.sst", 10, "a", "b", 1000), File("/3.sst", 30, "e", "f", 1000),
-                             File("/2.sst", 20, "c", "d", 1000)}));
+  pick = Pick(Metadata({File("/1.sst", 10, "a", "m", 1000), File("/2.sst", 20, "m", "y", 1000),
+                        File("/3.sst", 30, "z", "zz", 1000)}));
   ASSERT_TRUE(pick.has_value());
-  EXPECT_EQ(pick->file, "/1.sst");
+  EXPECT_EQ(pick->files, (std::vector<std::string>{"/1.sst", "/2.sst"}));
+  // The oldest is picked whatever the listing order.
+  pick = Pick(Metadata({File("/1.sst", 10, "a", "b", 1000), File("/3.sst", 30, "e", "f", 1000),
+                        File("/2.sst", 20, "c", "d", 1000)}));
+  ASSERT_TRUE(pick.has_value());
+  EXPECT_EQ(pick->files, (std::vector<std::string>{"/1.sst"}));
+}
+
+TEST(PickNarrowL0FileTest, StragglersOverAFlushBoundaryGoTogether) {
+  // A load by many clients: each flush shares a few keys with the next.
+  auto pick = Pick(Metadata(
+      {File("/12.sst", 120, "k0200", "k0300", 1000), File("/11.sst", 110, "k0095", "k0200", 1000),
+       File("/10.sst", 100, "k0000", "k0100", 1000)},
+      {File("/1.sst", 10, "k5000", "k5999", 9000)}));
+  ASSERT_TRUE(pick.has_value());
+  EXPECT_EQ(pick->files, (std::vector<std::string>{"/10.sst", "/11.sst", "/12.sst"}));
+  EXPECT_EQ(pick->output_level, 5);
+  // A chain longer than kNarrowMergeFilesMax waits for RocksDB's merge.
+  std::vector<rocksdb::SstFileMetaData> chain;
+  for (size_t i = 0; i <= kNarrowMergeFilesMax; ++i) {
+    chain.push_back(File("/" + std::to_string(i) + ".sst", i, "k" + std::to_string(100 + i * 10),
+                         "k" + std::to_string(110 + i * 10), 1000));
+  }
+  EXPECT_FALSE(Pick(Metadata(chain)).has_value());
+  chain.pop_back();
+  EXPECT_TRUE(Pick(Metadata(chain)).has_value());
 }
 
 TEST(PickNarrowL0FileTest, AFileOverlappingMoreThanAnEighthOfItsSizeInTheBaseLevelStays) {
