@@ -203,8 +203,9 @@ struct EngineOptions {
   size_t read_threads = 0;
   // Default: ReadAheadOptions's defaults (on).
   ReadAheadOptions read_ahead;
-  // RocksDB: a flushed L0 file that overlaps no other L0 file and little of the base level
-  // (keys written in order, as by a bulk load) is merged into the base level at once instead
+  // RocksDB: the oldest flushed L0 files (one, or up to 4 whose ranges overlap) are merged
+  // into the base level at once when they overlap no other L0 file and little of the base
+  // level (keys written in order, as by a bulk load), instead
   // of waiting in L0 for RocksDB's merge of 8 files, which a later file of random keys makes
   // a merge of them all with the whole base level (src/storage/narrow_flush_merge.h).
   // Default: true. MemoryEngine ignores it.

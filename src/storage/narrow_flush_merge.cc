@@ -32,8 +32,8 @@ bool RangesOverlap(const std::string& smallest, const std::string& largest,
 
 bool InNarrowMerge() { return in_narrow_merge; }
 
-std::optional<NarrowMerge> PickNarrowL0File(const rocksdb::ColumnFamilyMetaData& metadata,
-                                            const rocksdb::Comparator& comparator) {
+std::optional<NarrowMerge> PickNarrowL0Files(const rocksdb::ColumnFamilyMetaData& metadata,
+                                             const rocksdb::Comparator& comparator) {
   if (metadata.levels.size() < 2 || metadata.levels[0].files.empty()) return std::nullopt;
   const std::vector<rocksdb::SstFileMetaData>& l0 = metadata.levels[0].files;
   size_t base = metadata.levels.size() - 1;
@@ -171,7 +171,7 @@ void NarrowFlushMerger::MergeNarrowFiles(rocksdb::ColumnFamilyHandle* handle) {
     }
     rocksdb::ColumnFamilyMetaData metadata;
     db_->GetColumnFamilyMetaData(handle, &metadata);
-    std::optional<NarrowMerge> pick = PickNarrowL0File(metadata, *handle->GetComparator());
+    std::optional<NarrowMerge> pick = PickNarrowL0Files(metadata, *handle->GetComparator());
     if (!pick.has_value()) return;
     in_narrow_merge = true;
     rocksdb::Status status = db_->CompactFiles(options, handle, pick->files, pick->output_level);

@@ -58,8 +58,8 @@ struct NarrowMerge {
 // that can be merged into the base level cheaply (see the file comment), and the base level:
 // the first level below L0 that holds files, or the last level when none does. Nothing
 // otherwise.
-std::optional<NarrowMerge> PickNarrowL0File(const rocksdb::ColumnFamilyMetaData& metadata,
-                                            const rocksdb::Comparator& comparator);
+std::optional<NarrowMerge> PickNarrowL0Files(const rocksdb::ColumnFamilyMetaData& metadata,
+                                             const rocksdb::Comparator& comparator);
 
 // True on the calling thread while it runs one of NarrowFlushMerger's merges: DB::CompactFiles
 // runs the compaction, and creates its compaction filter, on the calling thread. Such a merge

@@ -48,7 +48,7 @@ rocksdb::ColumnFamilyMetaData Metadata(std::vector<rocksdb::SstFileMetaData> l0,
 }
 
 std::optional<NarrowMerge> Pick(const rocksdb::ColumnFamilyMetaData& metadata) {
-  return PickNarrowL0File(metadata, *rocksdb::BytewiseComparator());
+  return PickNarrowL0Files(metadata, *rocksdb::BytewiseComparator());
 }
 
 TEST(PickNarrowL0FileTest, OldestDisjointFileGoesToTheFirstLevelThatHoldsFiles) {
