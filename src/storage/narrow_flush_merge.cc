@@ -72,14 +72,23 @@ std::optional<NarrowMerge> PickNarrowL0Files(const rocksdb::ColumnFamilyMetaData
       }
     }
     if (overlaps_newer) continue;  // take the next file too
+    NarrowMerge merge;
     uint64_t base_overlap_bytes = 0;
     for (const rocksdb::SstFileMetaData& file : metadata.levels[base].files) {
       if (!RangesOverlap(smallest, largest, file, comparator)) continue;
       if (file.being_compacted) return std::nullopt;
+      // The base file holding the group's smallest key and ending inside the group: the last
+      // merge's output, which the group's stragglers fall into. At most one file qualifies
+      // (a level's files do not overlap).
+      const bool boundary = comparator.Compare(file.smallestkey, smallest) <= 0 &&
+                            comparator.Compare(file.largestkey, largest) < 0;
+      if (boundary && file.size <= group_bytes) {
+        merge.base_file = file.name;
+        continue;
+      }
       base_overlap_bytes += file.size;
     }
     if (base_overlap_bytes * kNarrowMergeOverlapDivisor > group_bytes) return std::nullopt;
-    NarrowMerge merge;
     for (size_t i = 0; i < count; ++i) merge.files.push_back(by_age[i]->name);
     merge.output_level = static_cast<int>(base);
     merge.bytes = group_bytes;
@@ -164,6 +173,9 @@ void NarrowFlushMerger::MergeNarrowFiles(rocksdb::ColumnFamilyHandle* handle) {
   rocksdb::CompactionOptions options;
   // The family's own compression for the output level (CompactFiles defaults to Snappy).
   options.compression = rocksdb::kDisableCompressionOption;
+  // Output files of at most this size, so that the base level's last file, which the next
+  // merge may rewrite (the boundary file), stays small.
+  options.output_file_size_limit = kNarrowMergeOutputFileBytes;
   for (int merges = 0; merges < kMaxMergesPerLook; ++merges) {
     {
       std::lock_guard lock(mutex_);
@@ -173,8 +185,10 @@ void NarrowFlushMerger::MergeNarrowFiles(rocksdb::ColumnFamilyHandle* handle) {
     db_->GetColumnFamilyMetaData(handle, &metadata);
     std::optional<NarrowMerge> pick = PickNarrowL0Files(metadata, *handle->GetComparator());
     if (!pick.has_value()) return;
+    std::vector<std::string> inputs = pick->files;
+    if (!pick->base_file.empty()) inputs.push_back(pick->base_file);
     in_narrow_merge = true;
-    rocksdb::Status status = db_->CompactFiles(options, handle, pick->files, pick->output_level);
+    rocksdb::Status status = db_->CompactFiles(options, handle, inputs, pick->output_level);
     in_narrow_merge = false;
     std::lock_guard lock(mutex_);
     if (!status.ok()) {

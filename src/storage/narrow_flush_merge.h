@@ -18,9 +18,14 @@
 // clients straggle over a flush's boundary). When such a group overlaps no other L0 file, and
 // its key range overlaps base-level files of at most 1/kNarrowMergeOverlapDivisor of its size,
 // none of them being compacted, the thread merges it into the base level (DB::CompactFiles) and
-// looks again. Only the oldest files: CompactFiles adds every older L0 file to a merge. A file
-// of random keys overlaps the whole base level and stays in L0 for RocksDB's own merges, and so
-// do the files flushed after it.
+// looks again. One base file does not count towards that 1/8, and joins the merge: the
+// boundary file, which holds the group's smallest key and ends inside the group, when it is no
+// larger than the group. It is the previous merge's last output file, which the group's
+// stragglers fall into; without it, a load by many clients stopped being merged once a flush's
+// stragglers reached the base level (session 24). The merges write files of at most
+// kNarrowMergeOutputFileBytes, so the boundary file stays small. Only the oldest files:
+// CompactFiles adds every older L0 file to a merge. A file of random keys overlaps the whole base
+// level and stays in L0 for RocksDB's own merges, and so do the files flushed after it.
 //
 // Thread-safety: the On* callbacks are called by RocksDB's background threads; the rest by the
 // engine, which calls Start after opening the database and Stop before closing it.
@@ -42,14 +47,21 @@
 namespace cairn::storage::internal {
 
 // A flushed file is merged at once only when the base-level files it overlaps hold at most
-// 1/8 of its bytes: the merge then writes at most 1.125 times the file.
+// 1/8 of its bytes, not counting a boundary file (below): the merge then writes at most 1.125
+// times the file, or 2.125 times with a boundary file.
 constexpr uint64_t kNarrowMergeOverlapDivisor = 8;
+
+// The merges' output files hold at most this many bytes, so the base level's last file, which
+// the next merge's stragglers fall into, stays smaller than a flush (64 MiB write buffers give
+// L0 files of about 28 MiB).
+constexpr uint64_t kNarrowMergeOutputFileBytes = 16ull << 20;
 
 // A merge takes at most this many of the oldest L0 files.
 constexpr size_t kNarrowMergeFilesMax = 4;
 
 struct NarrowMerge {
   std::vector<std::string> files;  // SstFileMetaData::name of the L0 files, oldest first
+  std::string base_file;           // the boundary file in the base level, if any (else empty)
   int output_level = 0;
   uint64_t bytes = 0;  // the L0 files' sizes
 };

@@ -134,6 +134,42 @@ TEST(PickNarrowL0FileTest, AFileOverlappingMoreThanAnEighthOfItsSizeInTheBaseLev
                    .has_value());
 }
 
+TEST(PickNarrowL0FileTest, TheBoundaryFileJoinsWhenNoLargerThanTheGroup) {
+  // The group's stragglers fall into the base level's last file, which holds its smallest key
+  // and ends inside it: that file joins the merge, whatever its share of the group's size, up to
+  // the group's size.
+  const std::vector<rocksdb::SstFileMetaData> l0 = {File("/9.sst", 90, "k150", "k299", 8000)};
+  const rocksdb::SstFileMetaData first = File("/1.sst", 10, "k000", "k099", 50000);
+  auto pick = Pick(Metadata(l0, {first, File("/2.sst", 11, "k100", "k199", 8000)}));
+  ASSERT_TRUE(pick.has_value());
+  EXPECT_EQ(pick->files, (std::vector<std::string>{"/9.sst"}));
+  EXPECT_EQ(pick->base_file, "/2.sst");
+  EXPECT_EQ(pick->output_level, 5);
+  EXPECT_EQ(pick->bytes, 8000u);
+  // Larger than the group: it counts as any other overlap.
+  EXPECT_FALSE(Pick(Metadata(l0, {first, File("/2.sst", 11, "k100", "k199", 8001)})).has_value());
+  // Starting at the group's smallest key counts as holding it.
+  pick = Pick(Metadata(l0, {File("/2.sst", 11, "k150", "k160", 8000)}));
+  ASSERT_TRUE(pick.has_value());
+  EXPECT_EQ(pick->base_file, "/2.sst");
+  // Another file beyond the boundary file counts towards the eighth.
+  pick = Pick(Metadata(
+      l0, {File("/2.sst", 11, "k100", "k199", 8000), File("/3.sst", 12, "k250", "k260", 1000)}));
+  ASSERT_TRUE(pick.has_value());
+  EXPECT_EQ(pick->base_file, "/2.sst");
+  EXPECT_FALSE(Pick(Metadata(l0, {File("/2.sst", 11, "k100", "k199", 8000),
+                                  File("/3.sst", 12, "k250", "k260", 1001)}))
+                   .has_value());
+  // Not boundary files: one overlapped at its lower end only, one ending at or beyond the
+  // group's largest key, one starting inside the group.
+  pick = Pick(Metadata(l0, {File("/2.sst", 11, "k250", "k399", 1000)}));
+  ASSERT_TRUE(pick.has_value());
+  EXPECT_EQ(pick->base_file, "");
+  EXPECT_FALSE(Pick(Metadata(l0, {File("/2.sst", 11, "k250", "k399", 1001)})).has_value());
+  EXPECT_FALSE(Pick(Metadata(l0, {File("/2.sst", 11, "k100", "k299", 2000)})).has_value());
+  EXPECT_FALSE(Pick(Metadata(l0, {File("/2.sst", 11, "k151", "k200", 2000)})).has_value());
+}
+
 TEST(PickNarrowL0FileTest, FilesBeingCompactedAreLeftAlone) {
   // The L0 file itself, even with a newer one that could go.
   EXPECT_FALSE(Pick(Metadata({File("/9.sst", 90, "k100", "k199", 8000, true),
@@ -243,6 +279,25 @@ TEST_F(NarrowFlushMergerTest, KeysInOrderLeaveL0AndRandomKeysStay) {
   EXPECT_EQ(Get(3 + 37 * 10), "random3");
   EXPECT_EQ(Get(5999), "load");
   EXPECT_EQ(Get(10'500), "tail");
+}
+
+TEST_F(NarrowFlushMergerTest, StragglersIntoTheBaseLevelGoDownWithTheFileTheyFallInto) {
+  // Keys in order, written by several clients: the second flush holds a few keys below the
+  // first one's largest, which is in the base level by then.
+  std::vector<int> first;
+  std::vector<int> second;
+  for (int key = 0; key < 1000; ++key) (key >= 990 && key % 2 == 1 ? second : first).push_back(key);
+  for (int key = 1000; key < 2000; ++key) second.push_back(key);
+  WriteAndFlush(first, "first");
+  EXPECT_EQ(FilesAt(0), 0);
+  WriteAndFlush(second, "second");
+  EXPECT_EQ(FilesAt(0), 0);
+  EXPECT_EQ(merger_->stats().files_merged, 2u);
+  EXPECT_EQ(merger_->stats().merges_failed, 0u);
+  EXPECT_EQ(Get(990), "first");
+  EXPECT_EQ(Get(991), "second");
+  EXPECT_EQ(Get(999), "second");
+  EXPECT_EQ(Get(1999), "second");
 }
 
 TEST_F(NarrowFlushMergerTest, StopIgnoresLaterFlushes) {
