@@ -47,7 +47,7 @@
 namespace cairn::storage::internal {
 
 // A flushed file is merged at once only when the base-level files it overlaps hold at most
-// 1/8 of its bytes, not counting a boundary file (below): the merge then writes at most 1.125
+// 1/8 of its bytes, not counting a boundary file (see above): the merge then writes at most 1.125
 // times the file, or 2.125 times with a boundary file.
 constexpr uint64_t kNarrowMergeOverlapDivisor = 8;
 
