@@ -46,7 +46,8 @@ bench: build
 	@CAIRN_BENCH_DIR=$(BUILD)/bench-data $(BUILD)/bin/store_bench $(BENCH_FLAGS)
 
 # Cairn vs etcd with tools/cairn-bench (results into docs/benchmarks.md between the
-# bench-vs-etcd markers). QUICK=1 for a short check; BENCH_VS_ETCD_FLAGS=--with-10m etc.
+# bench-vs-etcd markers), with the issue's targets judged (about 80 minutes, three 10M-key loads
+# included). QUICK=1 for a short check; BENCH_VS_ETCD_FLAGS=--without-10m, --rounds-10m 1 etc.
 bench-vs-etcd: build
 	@BUILD=$(BUILD) QUICK=$(or $(QUICK),0) bash scripts/bench-vs-etcd.sh $(BENCH_VS_ETCD_FLAGS)
 

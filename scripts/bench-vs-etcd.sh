@@ -6,19 +6,26 @@
 # server per run so each run's peak RSS is its own), and writes medians and Cairn/etcd ratios
 # to docs/benchmarks.md between the bench-vs-etcd markers (the rest of the file is untouched).
 #
-#   scripts/bench-vs-etcd.sh [--quick] [--rounds N] [--with-1m] [--with-10m] [--only REGEX]
-#                            [--no-write]
+#   scripts/bench-vs-etcd.sh [--quick] [--rounds N] [--with-1m] [--with-10m | --without-10m]
+#                            [--rounds-10m N] [--only REGEX] [--no-write]
 #   make bench-vs-etcd [QUICK=1] [BENCH_VS_ETCD_FLAGS=...]
 #
 # --quick (or QUICK=1): smaller totals and key spaces, 2 rounds, no 1M/10M cases; for checking
-# the instrument, not for quoting. Full mode: 3 rounds and the 1M-key case; --with-10m adds
-# the 10M-key case (long: it loads 10M keys into each server). --only runs the workloads whose
-# names match REGEX. --no-write prints the section instead of editing docs/benchmarks.md.
+# the instrument, not for quoting. Full mode (about 80 minutes): 3 rounds, the 1M-key case
+# and the 10M-key case, which loads 10M keys into each server (about 17 minutes a round;
+# --rounds-10m N sets its rounds apart, --without-10m leaves it out, --with-10m adds it to a
+# quick run). --only runs the workloads whose names match REGEX. --no-write prints the
+# section instead of editing docs/benchmarks.md.
 #
-# Environment: BUILD (build), ETCD (/usr/bin/etcd), CAIRND, BENCH (binaries, default
+# put 1/1 and put 100/1000 also run against cairn-null-kv, a KV server that answers at once
+# and stores nothing: the gRPC limit those two targets are measured against.
+#
+# Environment: BUILD (build), ETCD (/usr/bin/etcd), CAIRND, BENCH, NULL_KV (binaries, default
 # $BUILD/bin/...), WORK_DIR (data and raw results; default $BUILD/bench-vs-etcd, on the real
 # disk, never tmpfs), OUT (docs/benchmarks.md).
 set -euo pipefail
+INVOCATION="scripts/bench-vs-etcd.sh $*"
+[ "${QUICK:-0}" = 1 ] && [[ " $* " != *" --quick "* ]] && INVOCATION="QUICK=1 $INVOCATION (--quick)"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
@@ -26,11 +33,13 @@ case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 ETCD=${ETCD:-/usr/bin/etcd}
 CAIRND=${CAIRND:-$BUILD/bin/cairnd}
 BENCH=${BENCH:-$BUILD/bin/cairn-bench}
+NULL_KV=${NULL_KV:-$BUILD/bin/cairn-null-kv}
 OUT=${OUT:-$ROOT/docs/benchmarks.md}
 QUICK=${QUICK:-0}
 ROUNDS=""
 WITH_1M=""
-WITH_10M=0
+WITH_10M=""
+ROUNDS_10M=""
 ONLY=""
 WRITE=1
 while [ $# -gt 0 ]; do
@@ -39,24 +48,26 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=$2; shift ;;
     --with-1m) WITH_1M=1 ;;
     --with-10m) WITH_10M=1 ;;
+    --without-10m) WITH_10M=0 ;;
+    --rounds-10m) ROUNDS_10M=$2; shift ;;
     --only) ONLY=$2; shift ;;
     --no-write) WRITE=0 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
 if [ "$QUICK" = 1 ]; then
-  ROUNDS=${ROUNDS:-2}; WITH_1M=${WITH_1M:-0}
+  ROUNDS=${ROUNDS:-2}; WITH_1M=${WITH_1M:-0}; WITH_10M=${WITH_10M:-0}
   KEYS=10000; PUT_SERIAL=500; TOTAL=20000; PREFIX_TOTAL=2000; WATCHERS=1000; WATCH_S=3
   KEEPALIVE=20000
 else
-  ROUNDS=${ROUNDS:-3}; WITH_1M=${WITH_1M:-1}
+  ROUNDS=${ROUNDS:-3}; WITH_1M=${WITH_1M:-1}; WITH_10M=${WITH_10M:-1}
   KEYS=100000; PUT_SERIAL=3000; TOTAL=200000; PREFIX_TOTAL=20000; WATCHERS=10000; WATCH_S=20
   KEEPALIVE=200000
 fi
 
-for binary in "$ETCD" "$CAIRND" "$BENCH"; do
+for binary in "$ETCD" "$CAIRND" "$BENCH" "$NULL_KV"; do
   [ -x "$binary" ] || { echo "missing $binary (build with: make build; install etcd-server)" >&2; exit 1; }
 done
 WORK_DIR=${WORK_DIR:-$BUILD/bench-vs-etcd}
@@ -82,12 +93,24 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# start_server etcd|cairn: sets SERVER_PID, ENDPOINT, METRICS_URL, DATA.
+# start_server etcd|cairn|null: sets SERVER_PID, ENDPOINT, METRICS_URL, DATA.
 start_server() {
   local which=$1 log
   DATA=$(mktemp -d "$RUN_DIR/data.XXXXXX")
   log=$DATA.log
-  if [ "$which" = etcd ]; then
+  if [ "$which" = null ]; then
+    # No metrics and no data: the writes/fsync and data dir columns stay empty for it.
+    "$NULL_KV" --listen 127.0.0.1:0 >"$log" 2>&1 &
+    SERVER_PID=$!
+    log_command "cairn-null-kv --listen 127.0.0.1:0"
+    METRICS_URL=""
+    for _ in $(seq 1 200); do
+      ENDPOINT=$(grep -o 'serving etcd v3 KV on [0-9.:]*' "$log" | awk '{print $NF}' || true)
+      [ -n "$ENDPOINT" ] && return 0
+      kill -0 "$SERVER_PID" 2>/dev/null || { tail -5 "$log" >&2; exit 1; }
+      sleep 0.05
+    done
+  elif [ "$which" = etcd ]; then
     local client peer
     client=$(free_port); peer=$(free_port)
     # The quota is etcd's maximum (8 GiB) so the 1M-key case fits; etcd 3.4 always fsyncs
@@ -140,6 +163,7 @@ stop_server() {
 
 # The server's count of WAL fsyncs (both export etcd's metric name).
 fsync_count() {
+  [ -n "$METRICS_URL" ] || return 0
   { curl -s "$METRICS_URL" || true; } |
     awk '/^etcd_disk_wal_fsync_duration_seconds_count/ {print $2; exit}'
 }
@@ -268,8 +292,13 @@ echo "bench-vs-etcd: rounds=$ROUNDS quick=$QUICK work=$RUN_DIR" >&2
 machine_json >"$RUN_DIR/machine.json"
 for workload in $WORKLOADS; do
   if [ -n "$ONLY" ] && ! [[ $workload =~ $ONLY ]]; then continue; fi
-  for round in $(seq 1 "$ROUNDS"); do
-    for server in etcd cairn; do
+  rounds=$ROUNDS
+  [ "$workload" = keys_10m ] && rounds=${ROUNDS_10M:-$ROUNDS}
+  # The two put targets are bounded by gRPC itself: the same client against cairn-null-kv.
+  servers="etcd cairn"
+  case $workload in put_1x1|put_100x1000) servers="etcd cairn null" ;; esac
+  for round in $(seq 1 "$rounds"); do
+    for server in $servers; do
       echo "  $workload round $round $server" >&2
       start_server $server
       # A failed workload (say a server that dies) is reported and the others still run.
@@ -284,7 +313,7 @@ done
 {
   echo "etcd: $("$ETCD" --version | head -1)"
   echo "cairn: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (with local changes)')"
-  echo "invocation: scripts/bench-vs-etcd.sh $([ "$QUICK" = 1 ] && echo --quick) --rounds $ROUNDS"
+  echo "invocation: $INVOCATION (rounds: $ROUNDS$([ "$WITH_10M" = 1 ] && echo ", 10M-key step: ${ROUNDS_10M:-$ROUNDS}"))"
 } >"$RUN_DIR/versions.txt"
 {
   echo "# Variables: KEYS=$KEYS PUT_SERIAL=$PUT_SERIAL TOTAL=$TOTAL PREFIX_TOTAL=$PREFIX_TOTAL"

@@ -3,7 +3,11 @@
 
 Usage: bench_vs_etcd_report.py RUN_DIR  (RUN_DIR holds machine.json, versions.txt, commands.txt
 and results/WORKLOAD.SERVER.ROUND[.STEP].json, one cairn-bench -w json report each, plus the
-script's wal_fsyncs and data_dir_bytes).
+script's wal_fsyncs and data_dir_bytes). SERVER is etcd, cairn, or null (cairn-null-kv, the
+gRPC limit: a KV server that answers at once and stores nothing).
+
+Besides the tables it writes the issue's targets, each judged from this run's figures, and for
+a target missed, the limit measured in the same run when that limit is what stops it.
 """
 import glob
 import json
@@ -69,6 +73,120 @@ def mib(key):
     return lambda r: r[key] / 2**20 if r.get(key, -1) > 0 else None
 
 
+def print_limits(med, machine):
+    """The gRPC limit: the same client and workload against cairn-null-kv."""
+    null_50 = med("put_1x1", "null", lambda r: r["latency_ms"]["p50"])
+    null_t = med("put_100x1000", "null", lambda r: r["throughput_per_s"])
+    if null_50 is None and null_t is None:
+        return
+    cpu = med("put_100x1000", "null", lambda r: r["client_cpu"]["us_per_request"])
+    print("The limits, measured in this run: 4 KiB pwrite + fdatasync p50"
+          f" {machine['fdatasync_p50_us']} µs (above); the same client and requests against"
+          " `cairn-null-kv`, a KV server that answers every request at once on its gRPC thread"
+          f" and stores nothing: put 1/1 p50 {num(null_50)} ms (a round trip through gRPC),"
+          f" put 100/1000 {num(null_t)} puts/s (client CPU {num(cpu)} µs/request). No server"
+          " that syncs before answering can beat the round trip plus one fdatasync at 1/1, nor"
+          " the null server's throughput at 100/1000.\n")
+
+
+def print_targets(med, both, machine):
+    """The issue's targets, judged from this run's medians."""
+    rows = []
+
+    def judge(name, checks, why_not=""):
+        present = [c for c in checks if c[1] is not None]
+        if not present:
+            return
+        measured = "; ".join(text for text, _ in present)
+        met = all(ok for _, ok in present)
+        verdict = "met" if met and len(present) == len(checks) else (
+            "**not met**" + (f": {why_not}" if why_not else "") if not met else "partly measured")
+        rows.append((name, measured, verdict))
+
+    def at_most(value, bound):
+        return None if value is None or bound is None else value <= bound
+
+    def thr(w):
+        return both(w, lambda r: r["throughput_per_s"])
+
+    e_50, c_50 = both("put_1x1", lambda r: r["latency_ms"]["p50"])
+    null_50 = med("put_1x1", "null", lambda r: r["latency_ms"]["p50"])
+    why = ""
+    if None not in (e_50, null_50):
+        floor = null_50 + machine["fdatasync_p50_us"] / 1000
+        if 0.6 * e_50 < floor:
+            why = (f"0.6× etcd is {num(0.6 * e_50)} ms, below the floor of {num(floor)} ms"
+                   f" (gRPC round trip {num(null_50)} ms + fdatasync p50"
+                   f" {num(machine['fdatasync_p50_us'] / 1000)} ms)")
+    judge("put 1/1: p50 ≤ 0.6× etcd",
+          [(f"{ratio(c_50, e_50)} ({num(c_50)} vs {num(e_50)} ms)",
+            at_most(c_50, 0.6 * e_50) if e_50 is not None else None)], why)
+
+    e_t, c_t = thr("put_100x1000")
+    e_99, c_99 = both("put_100x1000", lambda r: r["latency_ms"]["p99"])
+    null_t = med("put_100x1000", "null", lambda r: r["throughput_per_s"])
+    why = ""
+    client_us = med("put_100x1000", "cairn", lambda r: r["client_cpu"]["us_per_request"])
+    if None not in (e_t, null_t) and 3 * e_t > null_t:
+        why = (f"3× etcd is {num(3 * e_t)} puts/s, above gRPC alone with this client on these"
+               f" cores ({num(null_t)} puts/s against cairn-null-kv)")
+        if client_us is not None:
+            why += (f"; at that rate the client alone would take"
+                    f" {3 * e_t * client_us / 1e6:.2f} of the {machine['cores']} cores"
+                    f" ({num(client_us)} µs per put in Cairn's run)")
+    judge("put 100/1000: throughput ≥ 3× etcd, p99 ≤ etcd",
+          [(f"throughput {ratio(c_t, e_t)}",
+            None if None in (c_t, e_t) else c_t >= 3 * e_t),
+           (f"p99 {ratio(c_99, e_99)}", at_most(c_99, e_99))], why)
+
+    for name, workloads in (
+            ("range one key, linearizable and serializable, 100/1000: ≥ 3× etcd",
+             ("range_one_l", "range_one_s")),
+            ("range prefix, limit 100, over 100k keys: ≥ 3× etcd", ("range_prefix_limit100",)),
+            ("txn-put (4 ops) and txn-mixed 1:1: ≥ 3× etcd",
+             ("txn_put_4ops", "txn_mixed_1to1"))):
+        checks = []
+        for w in workloads:
+            e, c = thr(w)
+            checks.append((f"{w} {ratio(c, e)}", None if None in (e, c) else c >= 3 * e))
+        judge(name, checks)
+
+    e_b, c_b = both("watch", lambda r: r.get("server_bytes_per_watcher"))
+    e_ev, c_ev = both("watch", lambda r: r["series"]["event"]["latency_ms"]["p99"])
+    judge("watch 10 × 10,000, 1,000 puts/s: memory per watcher ≤ 0.5× etcd, event p99 ≤ etcd",
+          [(f"memory per watcher {ratio(c_b, e_b)}",
+            at_most(c_b, 0.5 * e_b) if e_b is not None else None),
+           (f"event p99 {ratio(c_ev, e_ev)}", at_most(c_ev, e_ev))])
+
+    e_m, c_m = both("load_1m", lambda r: r.get("server_vm_hwm_bytes"))
+    e_d, c_d = both("load_1m", lambda r: r.get("data_dir_bytes"))
+    judge("1M keys loaded: RSS ≤ 0.5× etcd, data on disk ≤ etcd",
+          [(f"peak RSS {ratio(c_m, e_m)}", at_most(c_m, 0.5 * e_m) if e_m is not None else None),
+           (f"data dir {ratio(c_d, e_d)}", at_most(c_d, e_d))])
+
+    put_100k = med("put_100x1000", "cairn", lambda r: r["throughput_per_s"])
+    get_100k = med("range_random_l", "cairn", lambda r: r["throughput_per_s"])
+    checks = []
+    for step, base, label in (("keys_10m.put", put_100k, "put, first pass"),
+                              ("keys_10m.put_next", put_100k, "put, next pass"),
+                              ("keys_10m.put_sustained", put_100k, "put, four passes"),
+                              ("keys_10m", get_100k, "range a random key")):
+        value = med(step, "cairn", lambda r: r["throughput_per_s"])
+        checks.append((f"{label} {ratio(value, base)}",
+                       None if None in (value, base) else value >= 0.8 * base))
+    judge("10M keys loaded: reads and writes keep ≥ 80 % of the 100k-key throughput (Cairn's"
+          " own figures above)", checks)
+
+    if not rows:
+        return
+    print("Targets (issue 5), judged from the medians above:\n")
+    print("| target | measured, Cairn/etcd | |")
+    print("|---|---|---|")
+    for name, measured, verdict in rows:
+        print(f"| {name} | {measured} | {verdict} |")
+    print()
+
+
 def main():
     run = sys.argv[1]
     runs = load(run)
@@ -83,10 +201,14 @@ def main():
         return med(workload, "etcd", get), med(workload, "cairn", get)
 
     workloads = [w for w in DESCRIPTIONS if (w, "etcd") in runs or (w, "cairn") in runs]
-    rounds = max((len(v) for v in runs.values()), default=0)
+    rounds = max((len(v) for (w, _), v in runs.items() if not w.startswith("keys_10m")),
+                 default=0)
+    rounds_10m = max((len(v) for (w, _), v in runs.items() if w.startswith("keys_10m")),
+                     default=0)
     print("## Cairn vs etcd (`scripts/bench-vs-etcd.sh`)\n")
     print(f"Generated by `scripts/bench-vs-etcd.sh`; do not edit by hand. Medians of {rounds}"
-          " round(s); each round runs etcd then Cairn, each on a fresh server and data directory."
+          " round(s)" + (f" ({rounds_10m} for the 10M-key step)" if rounds_10m else "") +
+          "; each round runs etcd then Cairn, each on a fresh server and data directory."
           " Client (`cairn-bench`) and server share the machine. 8-byte keys, 256-byte values;"
           " 100/1000 = 100 connections, 1000 requests in flight.\n")
     print(f"Machine: {machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB;"
@@ -152,6 +274,8 @@ def main():
                   f" {put_next} (next pass) and {sustained} (the four passes after, in one window),"
                   f" random-range throughput {get}, of the same server's"
                   " 100k-key figures (target for Cairn: ≥ 0.80×).\n")
+    print_limits(med, machine)
+    print_targets(med, both, machine)
     print("Peak RSS is the server's VmHWM at the end of the run (a fresh server per run, so it"
           " includes the run's preload). Data dir is `du -sb` of the server's data directory after the"
           " run, preallocated WAL segments included. Bench CPU is `cairn-bench`'s own getrusage (user +"
