@@ -24,7 +24,7 @@
 # $BUILD/bin/...), WORK_DIR (data and raw results; default $BUILD/bench-vs-etcd, on the real
 # disk, never tmpfs), OUT (docs/benchmarks.md).
 set -euo pipefail
-INVOCATION="scripts/bench-vs-etcd.sh $*"
+INVOCATION="scripts/bench-vs-etcd.sh${*:+ $*}"
 [ "${QUICK:-0}" = 1 ] && [[ " $* " != *" --quick "* ]] && INVOCATION="QUICK=1 $INVOCATION (--quick)"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -312,7 +312,8 @@ done
 # Versions and the exact commands, for the section.
 {
   echo "etcd: $("$ETCD" --version | head -1)"
-  echo "cairn: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (with local changes)')"
+  # Local changes to the docs alone do not change what was measured.
+  echo "cairn: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet -- . ':!docs' 2>/dev/null || echo ' (with local changes)')"
   echo "invocation: $INVOCATION (rounds: $ROUNDS$([ "$WITH_10M" = 1 ] && echo ", 10M-key step: ${ROUNDS_10M:-$ROUNDS}"))"
 } >"$RUN_DIR/versions.txt"
 {
