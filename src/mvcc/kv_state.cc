@@ -508,8 +508,8 @@ Status KvState::PrefetchLatest(std::span<const std::string_view> keys) {
   return Status::Ok();
 }
 
-Status KvState::WarmLatest(std::span<const std::string_view> keys, size_t* missed_count) {
-  if (missed_count != nullptr) *missed_count = 0;
+Status KvState::WarmLatest(std::span<const std::string_view> keys, size_t* warmed_count) {
+  if (warmed_count != nullptr) *warmed_count = 0;
   if (!cache_.enabled()) return Status::Ok();
   std::vector<std::string_view> missed;
   cache_.GetMany(keys, [&](size_t i, LatestCache::Lookup lookup, std::string_view /*record*/) {
@@ -518,7 +518,6 @@ Status KvState::WarmLatest(std::span<const std::string_view> keys, size_t* misse
   if (missed.empty()) return Status::Ok();
   std::sort(missed.begin(), missed.end());
   missed.erase(std::unique(missed.begin(), missed.end()), missed.end());
-  if (missed_count != nullptr) *missed_count = missed.size();
   // The engine holds this revision's state or a newer one (the apply thread writes a batch
   // before publishing its revision); Fill drops what an eviction since may have made stale,
   // and never replaces the apply thread's own entries. No snapshot: releasing one costs
@@ -531,6 +530,10 @@ Status KvState::WarmLatest(std::span<const std::string_view> keys, size_t* misse
     // Only records: one written after `revision` and not yet published shows its own
     // mod_revision (CachedPointRange does not serve it), an absence would not.
     if (records[i]) cache_.Fill(missed[i], &*records[i], revision);
+  }
+  if (warmed_count != nullptr) {
+    *warmed_count = static_cast<size_t>(
+        std::count_if(records.begin(), records.end(), [](const auto& r) { return r.has_value(); }));
   }
   return Status::Ok();
 }

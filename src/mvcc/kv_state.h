@@ -138,9 +138,11 @@ class KvState {
   // may have hidden, is never cached). The node calls it with the keys of commands it
   // proposes, which are read from the disk while their log entries are made durable; the
   // apply thread's PrefetchLatest then finds them in memory. Changes nothing a read or an
-  // apply observes. *missed (when given) is set to the number of distinct keys the cache
-  // lacked. Errors: engine errors (the cache is then left as it was).
-  Status WarmLatest(std::span<const std::string_view> keys, size_t* missed = nullptr);
+  // apply observes. *warmed (when given) is set to the number of distinct keys the cache
+  // lacked and the engine held: the records read for the cache. A key the engine lacks is
+  // not counted: its absence is not cached (it would not name its revision), so warming it
+  // does nothing. Errors: engine errors (the cache is then left as it was).
+  Status WarmLatest(std::span<const std::string_view> keys, size_t* warmed = nullptr);
 
   // Adds the batch's meta writes: the revisions, key count and key count blocks as the
   // batch's last command left them, once per batch rather than once per command (each

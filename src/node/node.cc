@@ -996,7 +996,7 @@ void Node::WarmLoop() {
   std::vector<std::string_view> views;
   // The current judgement window (NodeOptions::warm_check_keys).
   size_t window_keys = 0;
-  size_t window_missed = 0;
+  size_t window_warmed = 0;
   while (true) {
     {
       std::unique_lock lock(warm_mutex_);
@@ -1008,26 +1008,26 @@ void Node::WarmLoop() {
       taken.swap(warm_keys_);
     }
     views.assign(taken.begin(), taken.end());
-    size_t missed = 0;
-    Status warmed = kv_->WarmLatest(views, &missed);
-    if (!warmed.ok()) Logger()->debug("warming proposed keys: {}", warmed.ToString());
+    size_t warmed = 0;
+    Status status = kv_->WarmLatest(views, &warmed);
+    if (!status.ok()) Logger()->debug("warming proposed keys: {}", status.ToString());
     window_keys += views.size();
-    window_missed += warmed.ok() ? missed : views.size();
+    window_warmed += status.ok() ? warmed : views.size();
     const bool paused = warm_paused_.load(std::memory_order_relaxed);
     const size_t check_keys = std::max<size_t>(
         1, paused ? options_.warm_check_keys / kWarmSampleEvery : options_.warm_check_keys);
     if (window_keys >= check_keys) {
-      if (!paused && window_missed * 256 <= window_keys) {
+      if (!paused && window_warmed * 256 <= window_keys) {
         warm_paused_.store(true, std::memory_order_relaxed);
-        Logger()->debug("warm thread paused: {} of {} proposed keys missed the cache",
-                        window_missed, window_keys);
-      } else if (paused && window_missed * 64 > window_keys) {
+        Logger()->debug("warm thread paused: {} of {} proposed keys needed reading into the cache",
+                        window_warmed, window_keys);
+      } else if (paused && window_warmed * 64 > window_keys) {
         warm_paused_.store(false, std::memory_order_relaxed);
-        Logger()->debug("warm thread resumed: {} of {} sampled keys missed the cache",
-                        window_missed, window_keys);
+        Logger()->debug("warm thread resumed: {} of {} sampled keys needed reading into the cache",
+                        window_warmed, window_keys);
       }
       window_keys = 0;
-      window_missed = 0;
+      window_warmed = 0;
     }
     taken.clear();
   }

@@ -257,10 +257,21 @@ TEST_F(NodeTest, FormatThreeDirectoryGetsKeyCountBlocksAtOpen) {
   });
 }
 
-// The warm thread pauses while the cache of hot keys already holds the proposed keys, and
-// resumes when the commands it still samples write keys the cache lacks.
-TEST_F(NodeTest, WarmThreadPausesWhileTheCacheHoldsTheProposedKeys) {
+// The warm thread pauses while the proposed keys need no reading: the cache of hot keys holds
+// them, or the engine lacks them (new keys: an absence is not cached). It resumes when the
+// commands it still samples write keys the engine holds and the cache lacks.
+TEST_F(NodeTest, WarmThreadPausesWhileTheProposedKeysNeedNoReading) {
   warm_check_keys_ = 256;
+  constexpr int kOldKeys = 2000;
+  auto old_key = [](int i) { return "old" + std::to_string(i % kOldKeys); };
+  {
+    // Keys the engine holds and a reopened node's cache lacks.
+    auto node = OpenNode();
+    ASSERT_TRUE(node.ok()) << node.status().ToString();
+    for (int i = 0; i < kOldKeys; ++i) {
+      ASSERT_TRUE(ProposeAndWait(node->get(), PutCommand(old_key(i), "v")).first.ok());
+    }
+  }
   auto node = OpenNode();
   ASSERT_TRUE(node.ok()) << node.status().ToString();
   // Proposes put(key(i)) until the warm thread is `paused` (at most 20,000 puts).
@@ -273,8 +284,14 @@ TEST_F(NodeTest, WarmThreadPausesWhileTheCacheHoldsTheProposedKeys) {
   EXPECT_FALSE((*node)->warm_paused());
   // Ten keys over and over: once written, the cache holds them all.
   EXPECT_TRUE(propose_until(true, [](int i) { return "k" + std::to_string(i % 10); }));
-  // Keys never written: the cache lacks every one.
-  EXPECT_TRUE(propose_until(false, [](int i) { return "new" + std::to_string(i); }));
+  // Keys never written: the cache lacks every one, but so does the engine; it stays paused
+  // (about 30 sampled commands, in windows of 4 keys).
+  for (int i = 0; i < 2000; ++i) {
+    ASSERT_TRUE(ProposeAndWait(node->get(), PutCommand("new" + std::to_string(i), "v")).first.ok());
+  }
+  EXPECT_TRUE((*node)->warm_paused());
+  // Keys the engine holds and the cache lacks.
+  EXPECT_TRUE(propose_until(false, old_key));
 }
 
 TEST_F(NodeTest, StateAheadOfTheLogRefusesToOpen) {
