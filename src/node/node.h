@@ -119,9 +119,9 @@ struct NodeOptions {
   // 256) needed no reading (the cache held them, or the engine did not: a new key's absence is
   // not cached), it pauses and only samples one command in kWarmSampleEvery, and resumes when
   // a sample of warm_check_keys / kWarmSampleEvery keys shows keys it read into the cache
-  // (more than 1 in 64). Waking it for nothing costs more than it saves: under txn-put over a
-  // new key space, its wakeups and their lock handoffs cost about 6 % of the throughput
-  // (docs/benchmarks.md, session 26). Default: 4096.
+  // (more than 1 in 64). Waking it for nothing costs more than it saves: its wakeups and lock
+  // handoffs slowed txn-put over a new key space by about 5 % (docs/benchmarks.md, session
+  // 26). Default: 4096.
   size_t warm_check_keys = 4096;
   // Most bytes of recent log entries kept in memory for replication. Default: 64 MiB.
   uint64_t log_cache_bytes_max = 64ull << 20;
