@@ -33,11 +33,14 @@ expect_all_ok put
 expect_all_ok range --consistency l
 expect_all_ok txn-put --txn-ops 4
 
-# The revision counts the writes: 300 puts and 300 txns after revision 1.
+# The revision counts the writes: 300 puts and 300 txns after revision 1. Without etcdctl
+# (etcd-client, which scripts/install-deps.sh installs) the test ends as skipped, not passed.
+checked_revision=0
 if command -v etcdctl >/dev/null; then
   revision=$(ETCDCTL_API=3 etcdctl --endpoints "$endpoint" get k -w json |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["header"]["revision"])')
   [ "$revision" = 601 ] || { echo "FAIL: revision $revision, want 601"; exit 1; }
+  checked_revision=1
 fi
 
 kill -TERM "$pid"
@@ -45,4 +48,8 @@ status=0
 wait "$pid" || status=$?
 pid=""
 [ "$status" = 0 ] || { echo "FAIL: exit status $status after SIGTERM"; exit 1; }
+if [ "$checked_revision" = 0 ]; then
+  echo "SKIP: etcdctl is not installed; the revision was not checked"
+  exit 77
+fi
 echo "PASS"
